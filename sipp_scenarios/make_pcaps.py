@@ -1,0 +1,70 @@
+"""Makes the caller media for the SIPp scenarios: espeak-ng speech as 20 ms G.711 RTP in pcap files.
+
+Run from anywhere: `python sipp_scenarios/make_pcaps.py`. Needs espeak-ng and sox (the test command
+installs both). The outputs are committed, so running the scenarios needs neither; this script is
+how they were made and how to make more.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from tests.support.pcap import rtp_packet, udp_frame, write_pcap  # noqa: E402
+from tomsip.audio.g711 import pcm_to_alaw, pcm_to_ulaw  # noqa: E402
+
+SENTENCES = {
+    "speech_short": "Hello, I would like to book an appointment.",
+    "speech_long": "Hello there, I would like to book an appointment for next Tuesday at ten in the morning please.",
+}
+
+
+def speak_8k(text: str, voice: str = "en-us") -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "speech.wav"
+        raw = Path(tmp) / "speech.raw"
+        subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(wav), text], check=True)
+        subprocess.run(
+            ["sox", str(wav), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw", str(raw)],
+            check=True,
+        )
+        return raw.read_bytes()
+
+
+def g711_pcap(path: Path, pcm8k: bytes, law: str, trailing_silence_ms: int = 200, take: int = 0) -> float:
+    """Writes 20 ms RTP packets; returns the audio length in seconds.
+
+    SIPp replays a pcap's RTP headers as they are, so a second play of the same file repeats sequence
+    numbers and timestamps and the far end's jitter buffer drops it as old. `take` shifts both, so a
+    scenario that speaks twice plays take 0 and then take 1 (the "_again" files).
+    """
+    pcm8k += bytes(8 * trailing_silence_ms * 2)
+    encode, pt = (pcm_to_ulaw, 0) if law == "pcmu" else (pcm_to_alaw, 8)
+    packets = []
+    step = 320  # 160 samples: 20 ms at 8 kHz
+    for i, off in enumerate(range(0, len(pcm8k) - step + 1, step)):
+        seq, ts = 1000 + 20000 * take + i, 160 * (i + 1_000_000 * take)
+        rtp = rtp_packet(pt, seq, ts, 0x7015, encode(pcm8k[off : off + step]), marker=i == 0)
+        packets.append((i * 0.02, udp_frame(16000, 6000, rtp)))
+    write_pcap(str(path), packets)
+    return len(packets) * 0.02
+
+
+def main() -> None:
+    out = HERE / "pcap"
+    out.mkdir(exist_ok=True)
+    for name, text in SENTENCES.items():
+        pcm = speak_8k(text)
+        for law in ("pcmu", "pcma"):
+            for take, suffix in ((0, ""), (1, "_again")):
+                seconds = g711_pcap(out / f"{name}_{law}{suffix}.pcap", pcm, law, take=take)
+                print(f"{name}_{law}{suffix}.pcap: {seconds:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+import sys
+
+from tomsip.cli import main
+
+sys.exit(main())

@@ -1,0 +1,139 @@
+"""The composition root: builds settings, store, metrics, pipelines, the SIP engine and the web app,
+and owns start-up, drain and shutdown. Nothing else knows all of these."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiohttp import web
+
+from tomsip.call.dialplan import Dialplans
+from tomsip.call.session import CallSession
+from tomsip.monitor.health import health_routes
+from tomsip.monitor.logs import call_id_var
+from tomsip.monitor.metrics import Metrics
+from tomsip.settings import Settings
+from tomsip.sip.admission import Admission
+from tomsip.sip.engine import IncomingCall, SipEngine
+from tomsip.speech.registry import build_pipeline
+from tomsip.speech.stages import Pipeline
+from tomsip.store.factory import build_store
+
+log = logging.getLogger("tomsip.app")
+
+
+class App:
+    def __init__(self, settings: Settings, engine: SipEngine | None = None) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.store = build_store(settings.redis_url, self.metrics)
+        self.dialplans = Dialplans.load(settings.dialplans, settings.pipeline)
+        # Every pipeline a dialplan names is built now: a missing model or unknown name fails start-up.
+        self.pipelines: dict[str, Pipeline] = {name: build_pipeline(name) for name in self.dialplans.pipelines()}
+        self.admission = Admission(settings.max_calls, settings.invite_rate, settings.invite_burst)
+        if engine is None:
+            from tomsip.sip.baresip_engine import BaresipEngine
+
+            engine = BaresipEngine(settings, self.metrics)
+        self.engine = engine
+        self.sessions: dict[str, CallSession] = {}
+        self._answering = 0
+        self._runner: web.AppRunner | None = None
+        self._stopped = asyncio.Event()
+
+    # ---- life cycle ----
+
+    def web_app(self) -> web.Application:
+        app = web.Application()
+        app.add_routes(health_routes(self.metrics, self.readiness))
+        return app
+
+    async def start(self) -> None:
+        await self.store.start()
+        self._runner = web.AppRunner(self.web_app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
+        await site.start()
+        await self.engine.start(self.on_call)
+        log.info("tomsip ready; http on %s:%d", self.settings.http_host, self.settings.http_port)
+
+    async def drain(self, timeout_s: float | None = None) -> None:
+        """Refuse new calls, let live ones finish until the deadline, then end the rest with BYE."""
+        timeout = self.settings.drain_timeout_s if timeout_s is None else timeout_s
+        self.admission.draining = True
+        self.metrics.draining.set(1)
+        log.info("draining: %d live calls, deadline %.0f s", len(self.sessions), timeout)
+        deadline = time.monotonic() + timeout
+        while (self.sessions or self._answering) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        for session in list(self.sessions.values()):
+            session.request_hangup("drain")
+        end = time.monotonic() + 5
+        while self.sessions and time.monotonic() < end:
+            await asyncio.sleep(0.05)
+        log.info("drained")
+
+    async def stop(self) -> None:
+        await self.engine.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.store.close()
+        self._stopped.set()
+
+    async def readiness(self) -> dict[str, object]:
+        store_ok = await self.store.ping()
+        ready = store_ok and not self.admission.draining
+        return {
+            "ready": ready,
+            "draining": self.admission.draining,
+            "store": "ok" if store_ok else "unreachable",
+            "active_calls": len(self.sessions),
+            "max_calls": self.settings.max_calls,
+        }
+
+    # ---- calls ----
+
+    async def on_call(self, incoming: IncomingCall) -> None:
+        info = incoming.info
+        call_id_var.set(info.call_id)
+        active = len(self.sessions) + self._answering
+        reason = self.admission.refuse_reason(info.source, active, time.monotonic())
+        route = None if reason else self.dialplans.route(info.called)
+        if reason is None and route is None:
+            reason = "no_route"
+        if reason is not None or route is None:
+            self.metrics.admission_refusals.labels(reason=reason).inc()
+            log.info("call refused reason=%s", reason)
+            await incoming.refuse()
+            return
+        self._answering += 1
+        try:
+            if route.plan.settings.answer_after_ms:
+                await asyncio.sleep(route.plan.settings.answer_after_ms / 1000)
+            port = await incoming.answer()
+        except Exception as exc:  # noqa: BLE001 - CANCEL before answer, or media never came up
+            self.metrics.calls.labels(outcome="not_answered").inc()
+            log.info("call not established: %s", type(exc).__name__)
+            return
+        finally:
+            self._answering -= 1
+        brain = self.pipelines[route.pipeline].open(info.call_id, route.plan.options)
+        session = CallSession(
+            port,
+            brain,
+            route,
+            self.store,
+            self.metrics,
+            transport=info.transport,
+            vad_aggressiveness=self.settings.vad_aggressiveness,
+        )
+        key = info.call_id
+        while key in self.sessions:  # a reused Call-ID must not evict a live session
+            key += "+"
+        self.sessions[key] = session
+        try:
+            await session.run()
+        finally:
+            self.sessions.pop(key, None)

@@ -1,0 +1,1 @@
+"""Pure audio building blocks: no sockets, no clocks, no SIP."""

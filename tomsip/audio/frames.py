@@ -1,0 +1,37 @@
+"""The one internal audio format of the whole pipeline.
+
+Every transport converts to this at its edge, so that VAD, speech stages and the call FSM never care
+whether a frame came from G.711, G.722, Opus or a browser. 16 kHz is what whisper and webrtcvad both
+take natively and what G.722 carries; G.711 is upsampled, Opus downsampled.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+FRAME_MS = 20
+FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
+FRAME_BYTES = FRAME_SAMPLES * 2
+SILENCE_FRAME = bytes(FRAME_BYTES)
+
+
+def ms_to_bytes(ms: int, rate: int = SAMPLE_RATE) -> int:
+    """Bytes of mono PCM16 that last `ms` milliseconds at `rate`."""
+    return rate * ms // 1000 * 2
+
+
+def bytes_to_ms(n: int, rate: int = SAMPLE_RATE) -> int:
+    """Milliseconds that `n` bytes of mono PCM16 last at `rate`."""
+    return n * 1000 // (rate * 2)
+
+
+def rms_dbfs(pcm: bytes) -> float:
+    """Level of a PCM16 block in dBFS; -120 for digital silence."""
+    if not pcm:
+        return -120.0
+    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32)
+    power = float(np.mean(samples * samples))
+    if power <= 0.0:
+        return -120.0
+    return 10.0 * np.log10(power / (32768.0 * 32768.0))

@@ -1,0 +1,66 @@
+"""The AudioPort seam: what every transport gives a CallSession.
+
+A SIP call, a browser WebSocket and a WebRTC peer all look like this. Audio comes in as fixed 20 ms
+internal-format frames pushed to a listener (silence frames while the far end sends nothing, so that
+end-pointing timers keep running); audio goes out through `play`, paced by the transport's own media
+clock, with an instant `flush` and an honest count of what really reached the far end.
+
+Frames are pushed rather than pulled: one media clock per transport services every port in one pass,
+which costs far less per call than one sleeping task per call (see bench/capacity).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class PortListener(Protocol):
+    """The session side of a port. Called on the event loop; must not block."""
+
+    def on_frame(self, frame: bytes) -> None: ...
+
+    def on_dtmf(self, digit: str) -> None: ...
+
+    def on_hangup(self, reason: str) -> None: ...
+
+
+class AudioPort(Protocol):
+    """One conversation's media, whatever carried it in."""
+
+    @property
+    def call_id(self) -> str: ...
+
+    @property
+    def codec(self) -> str:
+        """The negotiated codec (for the call record and logs)."""
+        ...
+
+    def attach(self, listener: PortListener) -> None:
+        """Start delivering frames, digits and the hang-up to `listener`."""
+        ...
+
+    def play(self, pcm: bytes) -> None:
+        """Queue internal-format PCM16 for paced playout."""
+        ...
+
+    def end_of_reply(self) -> None:
+        """No more audio for this reply: play out a trailing partial frame."""
+        ...
+
+    def flush(self) -> int:
+        """Stop playout now and drop what is queued; returns the ms dropped."""
+        ...
+
+    @property
+    def played_ms(self) -> int:
+        """Milliseconds of queued audio that really went out since the port opened."""
+        ...
+
+    @property
+    def playing(self) -> bool:
+        """True while queued audio remains to be sent."""
+        ...
+
+    async def hangup(self) -> None:
+        """End the conversation from our side."""
+        ...

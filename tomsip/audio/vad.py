@@ -1,0 +1,106 @@
+"""Voice activity per frame (webrtcvad) and the end-pointer that turns it into speech events.
+
+The end-pointer is pure: it is fed one boolean per 20 ms frame and says when speech started (after a
+minimum run of voiced frames, so a click is not speech) and when an utterance ended (after a run of
+unvoiced frames as long as the silence threshold). The call FSM never sees raw VAD decisions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import webrtcvad
+
+from tomsip.audio.frames import FRAME_BYTES, FRAME_MS, SAMPLE_RATE
+
+
+class VoiceDetector:
+    """webrtcvad over internal-format frames; aggressiveness 0 (lenient) to 3 (strict)."""
+
+    def __init__(self, aggressiveness: int = 2) -> None:
+        if not 0 <= aggressiveness <= 3:
+            raise ValueError("VAD aggressiveness must be 0..3")
+        self._vad = webrtcvad.Vad(aggressiveness)
+
+    def is_speech(self, frame: bytes) -> bool:
+        if len(frame) != FRAME_BYTES:
+            raise ValueError(f"VAD needs {FRAME_BYTES}-byte frames, got {len(frame)}")
+        return self._vad.is_speech(frame, SAMPLE_RATE)
+
+
+@dataclass(frozen=True)
+class SpeechStart:
+    """Voiced frames reached the onset minimum; `onset_frame` is the first voiced frame's index."""
+
+    onset_frame: int
+
+
+@dataclass(frozen=True)
+class SpeechEnd:
+    """The caller stopped talking: voiced span length, and the frame index where silence began."""
+
+    speech_ms: int
+    end_frame: int
+
+
+@dataclass(frozen=True)
+class VoiceDuration:
+    """Emitted on each voiced frame after speech start: how long the caller has been talking."""
+
+    speech_ms: int
+
+
+EndPointEvent = SpeechStart | SpeechEnd | VoiceDuration
+
+
+class EndPointer:
+    """Turns per-frame voiced/unvoiced decisions into speech start, duration and end events."""
+
+    def __init__(self, silence_ms: int = 600, onset_ms: int = 60, max_utterance_ms: int = 30_000) -> None:
+        if silence_ms < FRAME_MS or onset_ms < FRAME_MS:
+            raise ValueError("silence and onset must be at least one frame")
+        self.silence_frames = silence_ms // FRAME_MS
+        self.onset_frames = onset_ms // FRAME_MS
+        self.max_frames = max_utterance_ms // FRAME_MS
+        self.frame_index = 0
+        self._in_speech = False
+        self._voiced_run = 0
+        self._silent_run = 0
+        self._start_frame = 0
+
+    @property
+    def in_speech(self) -> bool:
+        return self._in_speech
+
+    def reset(self) -> None:
+        """Forget a half-heard utterance (after the assistant starts a new turn)."""
+        self._in_speech = False
+        self._voiced_run = 0
+        self._silent_run = 0
+
+    def push(self, voiced: bool) -> list[EndPointEvent]:
+        index = self.frame_index
+        self.frame_index += 1
+        events: list[EndPointEvent] = []
+        if not self._in_speech:
+            if voiced:
+                self._voiced_run += 1
+                if self._voiced_run >= self.onset_frames:
+                    self._in_speech = True
+                    self._silent_run = 0
+                    self._start_frame = index - self._voiced_run + 1
+                    events.append(SpeechStart(self._start_frame))
+            else:
+                self._voiced_run = 0
+            return events
+        span_frames = index - self._start_frame + 1
+        if voiced:
+            self._silent_run = 0
+            events.append(VoiceDuration(span_frames * FRAME_MS))
+        else:
+            self._silent_run += 1
+        if self._silent_run >= self.silence_frames or span_frames >= self.max_frames:
+            speech_frames = span_frames - self._silent_run
+            events.append(SpeechEnd(speech_frames * FRAME_MS, index - self._silent_run + 1))
+            self.reset()
+        return events

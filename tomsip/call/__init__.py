@@ -1,0 +1,1 @@
+"""The conversation core: a pure call FSM, its asyncio driver, dialplan routing."""

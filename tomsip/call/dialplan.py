@@ -1,0 +1,154 @@
+"""Dialplans: which called number gets which greeting, pipeline and conversation settings.
+
+Each dialplans/*.toml file is one dialplan. A called number is matched against every plan's `numbers`
+(exact digits, shell-style patterns such as "+4930*" or "1??", or "regex:..."); an exact match beats a
+pattern, a longer pattern beats a shorter one, and the plan with `default = true` catches the rest.
+A file that does not parse or validate stops start-up with its path and the offending field.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tomsip.call.fsm import FsmConfig
+
+
+class DialplanError(ValueError):
+    pass
+
+
+class ConversationSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    answer_after_ms: int = Field(0, ge=0, le=60_000, description="Let the call ring this long before answering")
+    silence_ms: int = Field(600, ge=100, le=5000, description="End of utterance after this much silence")
+    onset_ms: int = Field(60, ge=20, le=1000, description="Voiced time before speech counts as started")
+    barge_in: bool = True
+    barge_in_min_ms: int = Field(120, ge=20, le=3000, description="Caller speech that interrupts a reply")
+    max_utterance_ms: int = Field(20_000, ge=1000, le=120_000)
+    max_call_s: int = Field(600, ge=5, le=86_400)
+    no_input_s: int = Field(10, ge=2, le=600)
+    max_no_input_prompts: int = Field(2, ge=0, le=10)
+
+
+class DialplanModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    numbers: list[str] = Field(default_factory=list)
+    default: bool = False
+    pipeline: str | None = None
+    greeting: str = "Hello, how can I help?"
+    settings: ConversationSettings = Field(default_factory=ConversationSettings)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("numbers")
+    @classmethod
+    def _patterns_compile(cls, numbers: list[str]) -> list[str]:
+        for pattern in numbers:
+            if not pattern:
+                raise ValueError("an empty number pattern")
+            if pattern.startswith("regex:"):
+                try:
+                    re.compile(pattern[len("regex:") :])
+                except re.error as exc:
+                    raise ValueError(f"bad regex {pattern!r}: {exc}") from None
+        return numbers
+
+
+@dataclass(frozen=True)
+class Route:
+    """A resolved dialplan, ready for a CallSession."""
+
+    plan: DialplanModel
+    pipeline: str
+    source: Path | None
+
+    @property
+    def fsm_config(self) -> FsmConfig:
+        s = self.plan.settings
+        return FsmConfig(
+            barge_in_min_ms=s.barge_in_min_ms,
+            barge_in_enabled=s.barge_in,
+            max_call_ms=s.max_call_s * 1000,
+            no_input_ms=s.no_input_s * 1000,
+            max_no_input_prompts=s.max_no_input_prompts,
+        )
+
+
+def _score(pattern: str, number: str) -> int | None:
+    """How specifically `pattern` matches `number` (higher is better); None: no match."""
+    if pattern.startswith("regex:"):
+        return 1000 + len(pattern) if re.fullmatch(pattern[len("regex:") :], number) else None
+    if pattern == number:
+        return 1_000_000
+    if fnmatch.fnmatchcase(number, pattern):
+        return 1000 + len(pattern.replace("*", ""))
+    return None
+
+
+class Dialplans:
+    def __init__(self, plans: list[tuple[DialplanModel, Path | None]], default_pipeline: str) -> None:
+        defaults = [p for p, _ in plans if p.default]
+        if len(defaults) > 1:
+            raise DialplanError("more than one dialplan has default = true: " + ", ".join(p.name for p in defaults))
+        names = [p.name for p, _ in plans]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise DialplanError(f"dialplan names must be unique; repeated: {', '.join(sorted(dupes))}")
+        self._plans = plans
+        self._default_pipeline = default_pipeline
+        self._default = next(((p, src) for p, src in plans if p.default), None)
+
+    @classmethod
+    def load(cls, folder: Path, default_pipeline: str) -> Dialplans:
+        if not folder.is_dir():
+            raise DialplanError(f"dialplan folder {folder} does not exist")
+        plans = [(load_file(path), path) for path in sorted(folder.glob("*.toml"))]
+        if not plans:
+            raise DialplanError(f"no dialplan *.toml files in {folder}")
+        return cls(plans, default_pipeline)
+
+    @classmethod
+    def builtin(cls, default_pipeline: str) -> Dialplans:
+        return cls([(DialplanModel(name="builtin-default", default=True), None)], default_pipeline)
+
+    def pipelines(self) -> set[str]:
+        return {p.pipeline or self._default_pipeline for p, _ in self._plans}
+
+    def route(self, number: str) -> Route | None:
+        best: tuple[int, DialplanModel, Path | None] | None = None
+        for plan, src in self._plans:
+            for pattern in plan.numbers:
+                score = _score(pattern, number)
+                if score is not None and (best is None or score > best[0]):
+                    best = (score, plan, src)
+        if best is not None:
+            _, plan, src = best
+        elif self._default is not None:
+            plan, src = self._default
+        else:
+            return None
+        return Route(plan, plan.pipeline or self._default_pipeline, src)
+
+
+def load_file(path: Path) -> DialplanModel:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise DialplanError(f"{path}: not valid TOML: {exc}") from None
+    data.setdefault("name", path.stem)
+    try:
+        return DialplanModel.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(file)"
+        raise DialplanError(f"{path}: field {where}: {first['msg']}") from None

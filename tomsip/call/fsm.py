@@ -1,0 +1,359 @@
+"""The call state machine: events in, actions out, no I/O and no clock.
+
+Built the way the `websockets` protocol core is: the CallSession feeds it what happened (speech
+started, the utterance ended, reply audio began, playout finished, a digit, a hang-up, a timer fired)
+and carries out the actions it returns. Timers are actions too (StartTimer / CancelTimer), so the
+machine is tested by feeding events in order, without sleeping.
+
+Interruption taxonomy (what a barge-in cancels), decided here and nowhere else:
+- caller speech that lasts `barge_in_min_ms` while we speak: flush playout, cancel the reply;
+- the same while we are still thinking: cancel the pending reply, listen on;
+- a DTMF digit while we speak: flush and cancel, then answer the digit;
+- shorter speech while we speak (a cough, "mhm"): ignored.
+The closing goodbye is not interruptible: the caller cannot talk the call into staying open past its
+end.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class State(enum.Enum):
+    GREETING = "greeting"
+    LISTENING = "listening"
+    THINKING = "thinking"
+    SPEAKING = "speaking"
+    CLOSING = "closing"
+    ENDED = "ended"
+
+
+class TurnKind(enum.Enum):
+    GREETING = "greeting"
+    UTTERANCE = "utterance"
+    DIGIT = "digit"
+    NO_INPUT = "no_input"
+    GOODBYE = "goodbye"
+
+
+# ---- events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallStarted:
+    """The call is answered and media flows."""
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    """The end-pointer heard the onset of caller speech."""
+
+
+@dataclass(frozen=True)
+class SpeechContinues:
+    """The caller has been talking for `speech_ms` so far (sent on voiced frames)."""
+
+    speech_ms: int
+
+
+@dataclass(frozen=True)
+class UtteranceEnded:
+    """The caller stopped talking after `speech_ms` of speech."""
+
+    speech_ms: int
+
+
+@dataclass(frozen=True)
+class ReplyStarted:
+    """The first audio of turn `turn` is being played."""
+
+    turn: int
+
+
+@dataclass(frozen=True)
+class ReplyFinished:
+    """All audio of turn `turn` is queued; `end_call` when the brain asked to hang up after it."""
+
+    turn: int
+    end_call: bool = False
+
+
+@dataclass(frozen=True)
+class ReplyFailed:
+    """Producing turn `turn` failed (the session logs why)."""
+
+    turn: int
+
+
+@dataclass(frozen=True)
+class PlayoutDone:
+    """The last queued frame of turn `turn` went out."""
+
+    turn: int
+
+
+@dataclass(frozen=True)
+class DigitPressed:
+    digit: str
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    name: str
+
+
+@dataclass(frozen=True)
+class RemoteHangup:
+    reason: str = "remote"
+
+
+@dataclass(frozen=True)
+class LocalHangupRequested:
+    """Operator or drain deadline: close the call now."""
+
+    reason: str
+
+
+Event = (
+    CallStarted
+    | SpeechStarted
+    | SpeechContinues
+    | UtteranceEnded
+    | ReplyStarted
+    | ReplyFinished
+    | ReplyFailed
+    | PlayoutDone
+    | DigitPressed
+    | TimerFired
+    | RemoteHangup
+    | LocalHangupRequested
+)
+
+# ---- actions ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartTurn:
+    """Produce and play turn `turn`: a greeting, a reply to an utterance or digit, a goodbye."""
+
+    turn: int
+    kind: TurnKind
+    speech_ms: int = 0
+    digit: str = ""
+
+
+@dataclass(frozen=True)
+class CancelTurn:
+    """Stop producing turn `turn` (responder and TTS work in flight)."""
+
+    turn: int
+
+
+@dataclass(frozen=True)
+class FlushPlayout:
+    """Stop playout now and drop queued audio."""
+
+
+@dataclass(frozen=True)
+class StartTimer:
+    name: str
+    ms: int
+
+
+@dataclass(frozen=True)
+class CancelTimer:
+    name: str
+
+
+@dataclass(frozen=True)
+class Hangup:
+    """Send BYE (or close the browser session)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class CountBargeIn:
+    """A barge-in happened (for metrics and the call record)."""
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    """The call is over; `reason` says why. Always the last action."""
+
+    reason: str
+
+
+Action = StartTurn | CancelTurn | FlushPlayout | StartTimer | CancelTimer | Hangup | CountBargeIn | CallEnded
+
+MAX_DURATION_TIMER = "max_duration"
+NO_INPUT_TIMER = "no_input"
+CLOSING_TIMER = "closing_guard"
+
+
+@dataclass(frozen=True)
+class FsmConfig:
+    barge_in_min_ms: int = 120
+    barge_in_enabled: bool = True
+    max_call_ms: int = 600_000
+    no_input_ms: int = 10_000
+    max_no_input_prompts: int = 2
+    closing_guard_ms: int = 8_000
+
+
+@dataclass
+class CallFsm:
+    """One call's conversation state. `handle` returns the actions to carry out, in order."""
+
+    config: FsmConfig = field(default_factory=FsmConfig)
+    state: State = State.GREETING
+    turn: int = 0
+    barge_ins: int = 0
+    end_reason: str = ""
+    _reply_done: bool = False
+    _end_after_reply: bool = False
+    _no_input_prompts: int = 0
+    _started: bool = False
+
+    def handle(self, event: Event) -> list[Action]:
+        if self.state is State.ENDED:
+            return []
+        if isinstance(event, RemoteHangup):
+            return self._end(event.reason, send_bye=False)
+        if isinstance(event, LocalHangupRequested):
+            return self._end(event.reason, send_bye=True)
+        handler = getattr(self, "_on_" + type(event).__name__, None)
+        return handler(event) if handler else []
+
+    # ---- helpers ----
+
+    def _new_turn(self, kind: TurnKind, speech_ms: int = 0, digit: str = "") -> list[Action]:
+        self.turn += 1
+        self._reply_done = False
+        self._end_after_reply = False
+        return [StartTurn(self.turn, kind, speech_ms, digit)]
+
+    def _interrupt(self) -> list[Action]:
+        """Cancel the current turn; flush if its audio may be playing."""
+        actions: list[Action] = []
+        if self.state in (State.SPEAKING, State.GREETING):
+            actions.append(FlushPlayout())
+        actions.append(CancelTurn(self.turn))
+        return actions
+
+    def _end(self, reason: str, send_bye: bool) -> list[Action]:
+        actions: list[Action] = []
+        if self.state in (State.THINKING, State.SPEAKING, State.GREETING, State.CLOSING):
+            actions += self._interrupt()
+        actions += [CancelTimer(MAX_DURATION_TIMER), CancelTimer(NO_INPUT_TIMER), CancelTimer(CLOSING_TIMER)]
+        if send_bye:
+            actions.append(Hangup(reason))
+        self.state = State.ENDED
+        self.end_reason = reason
+        actions.append(CallEnded(reason))
+        return actions
+
+    def _close(self, reason: str) -> list[Action]:
+        """Say goodbye, then hang up when it has played (or when the guard timer fires)."""
+        actions: list[Action] = []
+        if self.state in (State.THINKING, State.SPEAKING, State.GREETING):
+            actions += self._interrupt()
+        self.end_reason = reason
+        self.state = State.CLOSING
+        actions += [CancelTimer(NO_INPUT_TIMER), StartTimer(CLOSING_TIMER, self.config.closing_guard_ms)]
+        actions += self._new_turn(TurnKind.GOODBYE)
+        return actions
+
+    def _listen(self) -> list[Action]:
+        self.state = State.LISTENING
+        return [StartTimer(NO_INPUT_TIMER, self.config.no_input_ms)]
+
+    # ---- event handlers ----
+
+    def _on_CallStarted(self, _: CallStarted) -> list[Action]:
+        if self._started:
+            return []
+        self._started = True
+        self.state = State.GREETING
+        return [StartTimer(MAX_DURATION_TIMER, self.config.max_call_ms), *self._new_turn(TurnKind.GREETING)]
+
+    def _on_SpeechStarted(self, _: SpeechStarted) -> list[Action]:
+        if self.state is State.LISTENING:
+            return [CancelTimer(NO_INPUT_TIMER)]
+        return []
+
+    def _on_SpeechContinues(self, event: SpeechContinues) -> list[Action]:
+        if not self.config.barge_in_enabled or event.speech_ms < self.config.barge_in_min_ms:
+            return []
+        if self.state in (State.SPEAKING, State.GREETING, State.THINKING):
+            actions = self._interrupt()
+            if self.state is not State.THINKING:
+                self.barge_ins += 1
+                actions.append(CountBargeIn())
+            self.state = State.LISTENING
+            return [*actions, CancelTimer(NO_INPUT_TIMER)]
+        return []
+
+    def _on_UtteranceEnded(self, event: UtteranceEnded) -> list[Action]:
+        if self.state is State.LISTENING:
+            self._no_input_prompts = 0
+            self.state = State.THINKING
+            return [CancelTimer(NO_INPUT_TIMER), *self._new_turn(TurnKind.UTTERANCE, event.speech_ms)]
+        return []  # speech too short to barge in while we talk, or while closing: not a turn
+
+    def _on_ReplyStarted(self, event: ReplyStarted) -> list[Action]:
+        if event.turn == self.turn and self.state is State.THINKING:
+            self.state = State.SPEAKING
+        return []
+
+    def _on_ReplyFinished(self, event: ReplyFinished) -> list[Action]:
+        if event.turn != self.turn:
+            return []
+        self._reply_done = True
+        self._end_after_reply = event.end_call
+        return []
+
+    def _on_ReplyFailed(self, event: ReplyFailed) -> list[Action]:
+        if event.turn != self.turn:
+            return []
+        if self.state is State.CLOSING:
+            return self._end(self.end_reason or "error", send_bye=True)
+        return self._end("error", send_bye=True)
+
+    def _on_PlayoutDone(self, event: PlayoutDone) -> list[Action]:
+        if event.turn != self.turn or not self._reply_done:
+            return []
+        return self._after_playout()
+
+    def _after_playout(self) -> list[Action]:
+        self._reply_done = False
+        if self.state is State.CLOSING:
+            return self._end(self.end_reason, send_bye=True)
+        if self._end_after_reply:
+            return self._close("completed")
+        return self._listen()
+
+    def _on_DigitPressed(self, event: DigitPressed) -> list[Action]:
+        if self.state is State.CLOSING:
+            return []
+        actions: list[Action] = []
+        if self.state in (State.SPEAKING, State.GREETING, State.THINKING):
+            actions += self._interrupt()
+        self.state = State.THINKING
+        return [*actions, CancelTimer(NO_INPUT_TIMER), *self._new_turn(TurnKind.DIGIT, digit=event.digit)]
+
+    def _on_TimerFired(self, event: TimerFired) -> list[Action]:
+        if event.name == MAX_DURATION_TIMER:
+            if self.state is State.CLOSING:
+                return []
+            return self._close("max_duration")
+        if event.name == CLOSING_TIMER and self.state is State.CLOSING:
+            return self._end(self.end_reason, send_bye=True)
+        if event.name == NO_INPUT_TIMER and self.state is State.LISTENING:
+            if self._no_input_prompts >= self.config.max_no_input_prompts:
+                return self._close("no_input")
+            self._no_input_prompts += 1
+            self.state = State.THINKING
+            return self._new_turn(TurnKind.NO_INPUT)
+        return []

@@ -1,0 +1,294 @@
+"""CallSession: the thin asyncio driver around the pure call FSM.
+
+It listens to one AudioPort (frames, digits, hang-up), runs VAD and the end-pointer on each frame,
+feeds the FSM, and carries out its actions: running a turn of the brain as a task, flushing playout,
+arming timers, hanging up. Anything that goes wrong inside this call ends this call (BYE, a log line,
+a metric) and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+from tomsip.audio.frames import FRAME_MS
+from tomsip.audio.port import AudioPort
+from tomsip.audio.vad import EndPointer, SpeechEnd, SpeechStart, VoiceDetector, VoiceDuration
+from tomsip.call import fsm
+from tomsip.call.dialplan import Route
+from tomsip.monitor.logs import call_id_var
+from tomsip.monitor.metrics import Metrics
+from tomsip.speech.stages import CallBrain, TurnLatency, TurnRequest
+from tomsip.store.base import CallRecord, Store
+
+log = logging.getLogger("tomsip.call")
+
+PREROLL_MS = 200
+
+
+class CallSession:
+    def __init__(
+        self,
+        port: AudioPort,
+        brain: CallBrain,
+        route: Route,
+        store: Store,
+        metrics: Metrics,
+        *,
+        transport: str = "",
+        vad_aggressiveness: int = 2,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.port = port
+        self.brain = brain
+        self.route = route
+        self.store = store
+        self.metrics = metrics
+        self.fsm = fsm.CallFsm(route.fsm_config)
+        s = route.plan.settings
+        self._vad = VoiceDetector(vad_aggressiveness)
+        self._endpointer = EndPointer(s.silence_ms, s.onset_ms, s.max_utterance_ms)
+        self._preroll: deque[bytes] = deque(maxlen=PREROLL_MS // FRAME_MS)
+        self._utterance: list[bytes] = []
+        self._turn_task: asyncio.Task[None] | None = None
+        self._turn_task_turn = 0
+        self._awaiting_playout = 0
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._ended = asyncio.Event()
+        self._hangup_task: asyncio.Task[None] | None = None
+        self._wall = wall_clock
+        self.record = CallRecord(
+            call_id=port.call_id,
+            state=self.fsm.state.value,
+            started_at=wall_clock(),
+            last_activity=wall_clock(),
+            transport=transport,
+            codec=port.codec,
+            dialplan=route.plan.name,
+        )
+        self.outcome = ""
+        self.log = logging.LoggerAdapter(log, {"call_id": port.call_id})
+
+    @property
+    def call_id(self) -> str:
+        return self.port.call_id
+
+    # ---- life cycle ----
+
+    async def run(self) -> str:
+        """Drive the call until it ends; returns the outcome."""
+        call_id_var.set(self.call_id)
+        self.metrics.active_calls.inc()
+        self._save()
+        self.log.info("call started dialplan=%s codec=%s", self.route.plan.name, self.port.codec)
+        try:
+            self.port.attach(self)
+            self._feed(fsm.CallStarted())
+            await self._ended.wait()
+        finally:
+            self.metrics.active_calls.dec()
+            await self._cleanup()
+        self.metrics.calls.labels(outcome=self.outcome).inc()
+        self.log.info("call ended outcome=%s turns=%d barge_ins=%d", self.outcome, self.fsm.turn, self.fsm.barge_ins)
+        return self.outcome
+
+    def request_hangup(self, reason: str) -> None:
+        """Operator or drain: end the call now, with BYE."""
+        self._feed(fsm.LocalHangupRequested(reason))
+
+    async def _cleanup(self) -> None:
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        if self._turn_task is not None:
+            self._turn_task.cancel()
+        if self._hangup_task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._hangup_task), 5)
+            except Exception:  # noqa: BLE001 - the call is over either way
+                self.log.warning("hang-up did not complete cleanly")
+        try:
+            await self.brain.close()
+        except Exception:
+            self.log.exception("closing the brain failed")
+        self.record.outcome = self.outcome
+        self._save(ended=True)
+
+    # ---- PortListener ----
+
+    def on_frame(self, frame: bytes) -> None:
+        try:
+            self._on_frame(frame)
+        except Exception as exc:  # noqa: BLE001 - one call's bug ends one call
+            self._fail("frame", exc)
+
+    def _on_frame(self, frame: bytes) -> None:
+        if self.fsm.state is fsm.State.ENDED:
+            return
+        voiced = self._vad.is_speech(frame)
+        if self._endpointer.in_speech:
+            self._utterance.append(frame)
+        else:
+            self._preroll.append(frame)
+        for event in self._endpointer.push(voiced):
+            if isinstance(event, SpeechStart):
+                self._utterance = list(self._preroll)
+                self._preroll.clear()
+                self._feed(fsm.SpeechStarted())
+            elif isinstance(event, VoiceDuration):
+                self._feed(fsm.SpeechContinues(event.speech_ms))
+            elif isinstance(event, SpeechEnd):
+                self._feed(fsm.UtteranceEnded(event.speech_ms))
+        if self._awaiting_playout and not self.port.playing:
+            turn, self._awaiting_playout = self._awaiting_playout, 0
+            self._feed(fsm.PlayoutDone(turn))
+
+    def on_dtmf(self, digit: str) -> None:
+        self.metrics.dtmf_digits.inc()
+        self.log.info("dtmf digit received")
+        try:
+            self._feed(fsm.DigitPressed(digit))
+        except Exception as exc:  # noqa: BLE001
+            self._fail("dtmf", exc)
+
+    def on_hangup(self, reason: str) -> None:
+        try:
+            self._feed(fsm.RemoteHangup(reason))
+        except Exception as exc:  # noqa: BLE001
+            self._fail("hangup", exc)
+
+    # ---- FSM plumbing ----
+
+    def _feed(self, event: fsm.Event) -> None:
+        before = self.fsm.state
+        actions = self.fsm.handle(event)
+        for action in actions:
+            self._do(action)
+        if self.fsm.state is not before:
+            self.record.state = self.fsm.state.value
+            self.record.last_activity = self._wall()
+            self._save()
+
+    def _do(self, action: fsm.Action) -> None:
+        if isinstance(action, fsm.StartTurn):
+            self._start_turn(action)
+        elif isinstance(action, fsm.CancelTurn):
+            if self._turn_task is not None and self._turn_task_turn == action.turn:
+                self._turn_task.cancel()
+                self._turn_task = None
+            if self._awaiting_playout == action.turn:
+                self._awaiting_playout = 0
+        elif isinstance(action, fsm.FlushPlayout):
+            self.port.flush()
+        elif isinstance(action, fsm.StartTimer):
+            self._cancel_timer(action.name)
+            loop = asyncio.get_running_loop()
+            self._timers[action.name] = loop.call_later(action.ms / 1000, self._timer_fired, action.name)
+        elif isinstance(action, fsm.CancelTimer):
+            self._cancel_timer(action.name)
+        elif isinstance(action, fsm.CountBargeIn):
+            self.metrics.barge_ins.inc()
+            self.record.barge_ins = self.fsm.barge_ins
+            self.log.info("barge-in: reply interrupted")
+        elif isinstance(action, fsm.Hangup):
+            self._hangup_task = asyncio.get_running_loop().create_task(self._hangup(action.reason))
+        elif isinstance(action, fsm.CallEnded):
+            self.outcome = action.reason
+            self._ended.set()
+
+    def _cancel_timer(self, name: str) -> None:
+        handle = self._timers.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _timer_fired(self, name: str) -> None:
+        self._timers.pop(name, None)
+        try:
+            self._feed(fsm.TimerFired(name))
+        except Exception as exc:  # noqa: BLE001
+            self._fail("timer", exc)
+
+    async def _hangup(self, reason: str) -> None:
+        self.log.info("hanging up reason=%s", reason)
+        try:
+            await self.port.hangup()
+        except Exception:  # noqa: BLE001 - the far end may be gone already
+            self.log.warning("hang-up failed; the call is considered ended")
+
+    def _fail(self, stage: str, exc: BaseException) -> None:
+        self.metrics.call_failures.labels(stage=stage).inc()
+        self.log.error("call failed in %s: %s: %s", stage, type(exc).__name__, exc, exc_info=exc)
+        if self.fsm.state is not fsm.State.ENDED:
+            for action in self.fsm.handle(fsm.LocalHangupRequested("error")):
+                try:
+                    self._do(action)
+                except Exception:
+                    self.log.exception("cleanup after failure raised")
+            self.outcome = "error"
+            self._ended.set()
+
+    # ---- turns ----
+
+    def _start_turn(self, action: fsm.StartTurn) -> None:
+        if self._turn_task is not None:
+            self._turn_task.cancel()
+        audio = b""
+        if action.kind is fsm.TurnKind.UTTERANCE:
+            audio = b"".join(self._utterance)
+        self._utterance = []
+        request = TurnRequest(action.turn, action.kind, audio, action.speech_ms, action.digit)
+        self._turn_task_turn = action.turn
+        self._turn_task = asyncio.get_running_loop().create_task(self._run_turn(request))
+
+    async def _run_turn(self, request: TurnRequest) -> None:
+        latency = TurnLatency()
+        started = time.perf_counter()
+        end_call = False
+        first = True
+        try:
+            async for chunk in self.brain.turn(request, latency):
+                end_call = end_call or chunk.end_call
+                if chunk.pcm:
+                    self.port.play(chunk.pcm)
+                    if first:
+                        first = False
+                        self._feed(fsm.ReplyStarted(request.turn))
+            if first and end_call is False:
+                self.log.debug("turn %d produced no audio", request.turn)
+            self.port.end_of_reply()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one turn's failure ends this call only
+            self._fail("turn", exc)
+            return
+        if latency.first_audio_ms is None and not first:
+            latency.first_audio_ms = (time.perf_counter() - started) * 1000
+        try:
+            self._record_latency(latency)
+            self._awaiting_playout = request.turn
+            self.record.turns = request.turn
+            self._feed(fsm.ReplyFinished(request.turn, end_call))
+        except Exception as exc:  # noqa: BLE001
+            self._fail("turn", exc)
+
+    def _record_latency(self, latency: TurnLatency) -> None:
+        stages = {
+            "stt": latency.stt_ms,
+            "responder_first": latency.responder_first_ms,
+            "tts_first": latency.tts_first_ms,
+            "turn": latency.first_audio_ms,
+        }
+        for stage, ms in stages.items():
+            if ms is not None:
+                self.record.latencies_ms[stage] = round(ms, 1)
+                self.metrics.turn_latency_seconds.labels(stage=stage).observe(ms / 1000)
+
+    def _save(self, ended: bool = False) -> None:
+        try:
+            self.store.save_call(self.record, ended=ended)
+        except Exception:  # noqa: BLE001 - the store must never end a call
+            self.metrics.store_errors.labels(op="write").inc()
+            self.log.warning("call record write failed")

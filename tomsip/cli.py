@@ -1,0 +1,95 @@
+"""`tomsip` command line. `tomsip serve --help` lists every setting; each option also reads from its
+TOMSIP_* environment variable and from the TOML file named by --config / TOMSIP_CONFIG_FILE."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+
+from tomsip.settings import Settings
+
+log = logging.getLogger("tomsip")
+
+
+def _add_settings_options(parser: argparse.ArgumentParser) -> None:
+    for name, field in Settings.model_fields.items():
+        if name == "config_file":
+            continue
+        flag = "--" + name.replace("_", "-")
+        env = "TOMSIP_" + name.upper()
+        default = field.get_default(call_default_factory=True)
+        shown = "unset" if default is None else default
+        help_text = f"{field.description or ''} [env {env}; default {shown}]".replace("%", "%%")
+        parser.add_argument(flag, dest=name, default=None, metavar=name.split("_")[-1].upper(), help=help_text)
+
+
+def _settings_from_args(args: argparse.Namespace) -> Settings:
+    if getattr(args, "config", None):
+        os.environ["TOMSIP_CONFIG_FILE"] = args.config
+    overrides: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value.split(",") if name == "codecs" else value
+    return Settings(**overrides)
+
+
+async def _serve(settings: Settings) -> int:
+    from tomsip.app import App
+
+    app = App(settings)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    await stop.wait()
+    log.info("signal received: draining")
+    await app.drain()
+    await app.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tomsip", description="Realtime phone-assistant server")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser(
+        "serve",
+        help="answer SIP calls and serve HTTP",
+        description="Answer SIP calls with the configured speech pipeline; SIGTERM drains gracefully.",
+    )
+    serve.add_argument("--config", help="TOML settings file (env TOMSIP_CONFIG_FILE)")
+    _add_settings_options(serve)
+    args = parser.parse_args(argv)
+
+    from tomsip.monitor.logs import setup_logging
+
+    try:
+        settings = _settings_from_args(args)
+    except (ValidationError, OSError, ValueError) as exc:
+        print(f"tomsip: bad settings: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+    if args.command == "serve":
+        from tomsip.call.dialplan import DialplanError
+        from tomsip.sip.baresip_engine import EngineStartError
+        from tomsip.speech.registry import UnknownPipeline
+
+        try:
+            return asyncio.run(_serve(settings))
+        except (DialplanError, EngineStartError, UnknownPipeline) as exc:
+            log.error("start-up failed: %s", exc)
+            print(f"tomsip: {exc}", file=sys.stderr)
+            return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Every Prometheus metric tomsip exports, in one registry per process.
+
+A registry of our own (not the global default) keeps tests that build several apps in one process
+from colliding, and keeps /metrics to what we chose to export.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS_S = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.active_calls = Gauge("tomsip_active_calls", "Calls in progress", registry=r)
+        self.calls = Counter("tomsip_calls_total", "Finished calls by outcome", ["outcome"], registry=r)
+        self.call_failures = Counter(
+            "tomsip_call_failures_total", "Calls ended by an internal failure", ["stage"], registry=r
+        )
+        self.barge_ins = Counter("tomsip_barge_ins_total", "Replies interrupted by the caller", registry=r)
+        self.admission_refusals = Counter(
+            "tomsip_admission_refusals_total", "Calls refused at admission", ["reason"], registry=r
+        )
+        self.dtmf_digits = Counter("tomsip_dtmf_digits_total", "DTMF digits received", registry=r)
+        self.media_tick_seconds = Histogram(
+            "tomsip_media_tick_seconds",
+            "Time one media clock tick spends servicing all ports",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05),
+            registry=r,
+        )
+        self.media_tick_lateness_seconds = Histogram(
+            "tomsip_media_tick_lateness_seconds",
+            "How late the media clock woke up against its 20 ms schedule",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1),
+            registry=r,
+        )
+        self.silence_frames_inserted = Counter(
+            "tomsip_silence_frames_inserted_total", "Silence frames inserted while RTP paused", registry=r
+        )
+        self.turn_latency_seconds = Histogram(
+            "tomsip_turn_latency_seconds",
+            "Per-stage turn latency",
+            ["stage"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.store_errors = Counter("tomsip_store_errors_total", "Store operations that failed", ["op"], registry=r)
+        self.store_dropped_writes = Counter("tomsip_store_dropped_writes_total", "Store writes given up on", registry=r)
+        self.registration_failures = Counter(
+            "tomsip_registration_failures_total", "Trunk REGISTER attempts that failed", registry=r
+        )
+        self.registered = Gauge("tomsip_trunk_registered", "1 while the trunk registration holds", registry=r)
+        self.draining = Gauge("tomsip_draining", "1 while the process drains", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""Admission and authentication primitives shared by SIP and the browser bridge."""

@@ -1,0 +1,105 @@
+"""Settings from TOMSIP_* environment variables and an optional TOML file (pydantic-settings).
+
+Environment variables win over the file; the file wins over defaults. `tomsip serve --help` lists
+every field with its description, generated from this class.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class TomlFileSource(PydanticBaseSettingsSource):
+    """Reads the TOML file named by TOMSIP_CONFIG (or `--config`)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self._data: dict[str, Any] = {}
+        if path is not None:
+            with path.open("rb") as fh:
+                self._data = tomllib.load(fh)
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOMSIP_", extra="ignore")
+
+    config_file: Path | None = Field(None, description="TOML file with any of these settings (TOMSIP_CONFIG_FILE)")
+    sip_host: str = Field("127.0.0.1", description="SIP and media listen address, also advertised in SDP")
+    sip_port: int = Field(5060, ge=1, le=65535, description="SIP port for UDP and TCP")
+    sip_tls_port: int = Field(
+        0, ge=0, le=65535, description="SIP TLS port; 0 disables TLS. The engine serves TLS on sip_port+1 only"
+    )
+    sip_tls_cert: Path | None = Field(None, description="PEM file with certificate and private key for SIP TLS")
+    sip_user: str = Field("tomsip", description="User part of the server's own SIP identity")
+    codecs: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["pcmu", "pcma", "g722", "opus"],
+        description="Offered/accepted codecs in preference order (pcmu, pcma, g722, opus)",
+    )
+    dtmf_mode: Literal["rtpevent", "info", "auto"] = Field("rtpevent", description="How DTMF is sent to callers")
+    rtp_timeout_s: int = Field(30, ge=0, description="End a call after this long without RTP (0: never)")
+    trunk_registrar: str | None = Field(None, description="Registrar host[:port] of a SIP trunk to REGISTER with")
+    trunk_user: str | None = Field(None, description="Trunk account user")
+    trunk_auth_user: str | None = Field(None, description="Trunk digest username, when it differs from the user")
+    trunk_password: SecretStr | None = Field(None, description="Trunk digest password")
+    trunk_domain: str | None = Field(None, description="Trunk SIP domain (default: the registrar)")
+    trunk_transport: Literal["udp", "tcp", "tls"] = Field("udp", description="Transport toward the trunk")
+    trunk_register_interval_s: int = Field(300, ge=30, description="REGISTER refresh interval")
+    http_host: str = Field("127.0.0.1", description="HTTP listen address (health, metrics)")
+    http_port: int = Field(8080, ge=0, le=65535, description="HTTP port")
+    redis_url: str | None = Field(None, description="redis://host:port/db; unset: the in-process store")
+    max_calls: int = Field(100, ge=1, description="Most concurrent calls; more are refused with 486")
+    invite_rate: float = Field(20.0, gt=0, description="INVITEs per second allowed per source address")
+    invite_burst: float = Field(40.0, ge=1, description="Burst of INVITEs allowed per source address")
+    drain_timeout_s: float = Field(30.0, ge=0, description="On SIGTERM, how long live calls may go on before BYE")
+    dialplans: Path = Field(Path("dialplans"), description="Folder of dialplan *.toml files")
+    pipeline: str = Field("mock", description="Default speech pipeline: mock")
+    vad_aggressiveness: int = Field(2, ge=0, le=3, description="webrtcvad mode 0..3")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level")
+
+    @field_validator("codecs", mode="before")
+    @classmethod
+    def _split_codecs(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [c.strip().lower() for c in value.split(",") if c.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.sip_tls_port and self.sip_tls_port != self.sip_port + 1:
+            raise ValueError(
+                f"sip_tls_port must be 0 or sip_port+1 ({self.sip_port + 1}): the SIP engine binds TLS there"
+            )
+        if self.sip_tls_port and self.sip_tls_cert is None:
+            raise ValueError("sip_tls_port needs sip_tls_cert (see certs/make-dev-cert.sh)")
+        if self.trunk_registrar and not (self.trunk_user and self.trunk_password):
+            raise ValueError("trunk_registrar needs trunk_user and trunk_password")
+        allowed = {"pcmu", "pcma", "g722", "opus"}
+        bad = [c for c in self.codecs if c not in allowed]
+        if bad or not self.codecs:
+            raise ValueError(f"codecs must be a non-empty list of {sorted(allowed)}; got {self.codecs}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        import os
+
+        path = os.environ.get("TOMSIP_CONFIG_FILE")
+        return (init_settings, env_settings, TomlFileSource(settings_cls, Path(path) if path else None))

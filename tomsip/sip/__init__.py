@@ -1,0 +1,1 @@
+"""The SIP side: an engine seam, its baresip-python implementation, admission and trunk registration."""

@@ -1,0 +1,163 @@
+"""SipEngine on baresip-python 0.5.2a3.
+
+The stack's quirks (shared/research/sip-stack.md) are all handled here and nowhere else:
+- one UserAgent per transport, each `catchall=yes` so that any called number reaches us;
+- `video_codecs=none`, or the stack re-INVITEs to drop video 0.1 s after answering;
+- `ausrc_srate 16000`: we always write internal-format audio and the stack resamples TX;
+- the stack's own call cap stays above ours, so that refusals happen here where they are counted;
+- the INVITE's Via and To are exposed to learn the source host and the called number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from baresip import Account, BaresipError, CallFailed, Config, Runtime, UserAgent
+from baresip.call import Call
+from baresip.events import Event, StackEvent
+
+from tomsip.audio.port import AudioPort
+from tomsip.monitor.logs import mask_uri
+from tomsip.monitor.metrics import Metrics
+from tomsip.settings import Settings
+from tomsip.sip.baresip_port import BaresipPort
+from tomsip.sip.engine import CallInfo, OnCall
+from tomsip.sip.headers import uri_user, via_source
+from tomsip.sip.media_clock import MediaClock
+from tomsip.sip.registration import TrunkRegistration
+
+log = logging.getLogger("tomsip.sip")
+
+CODEC_SPECS = {"pcmu": "pcmu", "pcma": "pcma", "g722": "g722/16000/1", "opus": "opus/48000/2"}
+ESTABLISH_TIMEOUT_S = 10.0
+NATIVE_CALL_HEADROOM = 64
+
+
+class EngineStartError(RuntimeError):
+    pass
+
+
+class BaresipIncoming:
+    def __init__(self, call: Call, info: CallInfo, engine: BaresipEngine) -> None:
+        self._call = call
+        self.info = info
+        self._engine = engine
+
+    async def answer(self) -> AudioPort:
+        await self._call.answer()
+        await self._call.wait_established(timeout=ESTABLISH_TIMEOUT_S)
+        return BaresipPort(self._call, self.info.call_id, self._engine.clock, self._engine.metrics)
+
+    async def refuse(self) -> None:
+        try:
+            await self._call.reject()
+        except BaresipError:
+            pass  # cancelled meanwhile
+
+
+class BaresipEngine:
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.clock = MediaClock(metrics)
+        self._runtime: Runtime | None = None
+        self._on_call: OnCall | None = None
+        self._live: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._registration: TrunkRegistration | None = None
+
+    def _config(self) -> Config:
+        s = self.settings
+        transports = ["udp", "tcp"] + (["tls"] if s.sip_tls_port else [])
+        lines = [
+            f"sip_listen {s.sip_host}:{s.sip_port}",
+            f"sip_transports {','.join(transports)}",
+            "ausrc_srate 16000",
+            "ausrc_channels 1",
+        ]
+        if s.sip_tls_port and s.sip_tls_cert:
+            lines.append(f"sip_certificate {s.sip_tls_cert}")
+        return Config(
+            net_interface=s.sip_host,
+            max_concurrent_calls=s.max_calls + NATIVE_CALL_HEADROOM,
+            expose_headers=("Via", "To"),
+            rtp_timeout=s.rtp_timeout_s,
+            native_log_level="warning",
+            extra_config_text="\n".join(lines) + "\n",
+        )
+
+    def _account(self, transport: str, port: int) -> Account:
+        s = self.settings
+        return Account(
+            user=s.sip_user,
+            domain=f"{s.sip_host}:{port}",
+            password="",
+            reg_interval=0,
+            transport=transport,  # type: ignore[arg-type]
+            audio_codecs=tuple(CODEC_SPECS[c] for c in s.codecs),
+            dtmf_mode=s.dtmf_mode,
+            extra_params=("catchall=yes", "video_codecs=none"),
+        )
+
+    async def start(self, on_call: OnCall) -> None:
+        s = self.settings
+        if s.sip_tls_cert and s.sip_tls_port and not s.sip_tls_cert.is_file():
+            raise EngineStartError(f"TLS certificate {s.sip_tls_cert} not found (certs/make-dev-cert.sh makes one)")
+        self._on_call = on_call
+        self._runtime = Runtime(native_log_level="warning")
+        try:
+            await self._runtime.start(self._config())
+        except BaresipError as exc:
+            raise EngineStartError(f"the SIP stack did not start: {exc}") from exc
+        transports = [("udp", s.sip_port), ("tcp", s.sip_port)]
+        if s.sip_tls_port:
+            transports.append(("tls", s.sip_tls_port))
+        for transport, port in transports:
+            ua = await UserAgent.create(self._runtime, self._account(transport, port), transfer_policy="reject")
+            ua.on_incoming(lambda call, t=transport: self._incoming(call, t))
+        self._runtime.subscribe(self._on_stack_event)
+        self.clock.start()
+        if s.trunk_registrar:
+            self._registration = TrunkRegistration(self._runtime, s, self.metrics)
+            await self._registration.start()
+        log.info("SIP listening on %s:%d (udp, tcp%s)", s.sip_host, s.sip_port, ", tls" if s.sip_tls_port else "")
+
+    def _incoming(self, call: Call, transport: str) -> None:
+        headers = call.headers
+        info = CallInfo(
+            call_id=call.call_id or f"handle-{call.handle}",
+            caller=call.peer or "",
+            called=uri_user(headers.get("To")),
+            source=via_source(headers.get("Via")),
+            transport=transport,
+        )
+        log.info(
+            "incoming call from=%s transport=%s", mask_uri(info.caller), transport, extra={"call_id": info.call_id}
+        )
+        self._live.add(call.handle)
+        assert self._on_call is not None
+        task = asyncio.get_running_loop().create_task(self._on_call(BaresipIncoming(call, info, self)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_stack_event(self, event: StackEvent) -> None:
+        if event.event is Event.CALL_CLOSED:
+            self._live.discard(event.call)
+
+    def active_calls(self) -> int:
+        return len(self._live)
+
+    async def stop(self) -> None:
+        if self._registration:
+            await self._registration.stop()
+        await self.clock.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._runtime is not None:
+            await self._runtime.close()
+
+
+__all__ = ["BaresipEngine", "CallFailed", "EngineStartError"]

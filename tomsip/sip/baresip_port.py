@@ -1,0 +1,204 @@
+"""AudioPort over one baresip-python call.
+
+RX: the stack hands over decoded PCM at the codec's rate (8 kHz G.711, 16 kHz G.722, 48 kHz stereo
+Opus); it is down-mixed, resampled (QQ, no burst delay) and cut into 20 ms frames. When RTP pauses
+(hold, a silent softphone, loss) the stack delivers nothing, so after three quiet ticks a silence
+frame is inserted per tick and end-pointing keeps moving.
+
+TX: the stack resamples 16 kHz to the codec itself (`ausrc_srate 16000`) and paces packets on its own
+thread. We keep only a short lead (three frames) in its buffer, so `flush` drops at most what is in
+that lead plus our own queue: playout stops within one frame of the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from baresip import AudioNotActive, AudioRestarted, BaresipError
+from baresip.call import Call, DigitEvent
+from baresip.events import Event, StackEvent
+
+from tomsip.audio.framer import Framer
+from tomsip.audio.frames import FRAME_BYTES, FRAME_MS, SILENCE_FRAME
+from tomsip.audio.player import PlayoutQueue
+from tomsip.audio.port import PortListener
+from tomsip.audio.resample import StreamResampler
+from tomsip.monitor.metrics import Metrics
+from tomsip.sip.media_clock import MediaClock
+
+log = logging.getLogger("tomsip.sip.port")
+
+TX_LEAD_FRAMES = 3
+RX_QUIET_TICKS = 3
+RX_READ_MAX = 16_384
+
+
+def codec_family(rate: int, channels: int) -> str:
+    return {8000: "g711", 16000: "g722", 48000: "opus"}.get(rate, f"{rate}Hz/{channels}ch")
+
+
+class BaresipPort:
+    def __init__(self, call: Call, call_id: str, clock: MediaClock, metrics: Metrics) -> None:
+        self._call = call
+        self._call_id = call_id
+        self._clock = clock
+        self._metrics = metrics
+        self._listener: PortListener | None = None
+        self._resampler: StreamResampler | None = None
+        self._framer = Framer()
+        self._queue = PlayoutQueue()
+        self._quiet_ticks = 0
+        self._written_frames = 0
+        self._native_frames = 0
+        self._native_flushed_frames = 0
+        self._closed = False
+        self._codec = ""
+        self._probe_format()
+
+    # ---- AudioPort ----
+
+    @property
+    def call_id(self) -> str:
+        return self._call_id
+
+    @property
+    def codec(self) -> str:
+        return self._codec or "unknown"
+
+    def attach(self, listener: PortListener) -> None:
+        self._listener = listener
+        self._call.on_dtmf(self._on_digit)
+        self._call.on(self._on_stack_event)
+        if self._call.state.value == "closed":
+            self._on_closed("closed before media")
+            return
+        self._clock.add(self)
+
+    def play(self, pcm: bytes) -> None:
+        self._queue.enqueue(pcm)
+
+    def end_of_reply(self) -> None:
+        self._queue.end_of_stream()
+
+    def flush(self) -> int:
+        dropped = self._queue.flush()
+        if self._native_frames:
+            try:
+                self._call.audio.flush_tx()
+            except BaresipError:
+                pass
+            self._native_flushed_frames += self._native_frames
+            dropped += self._native_frames * FRAME_MS
+            self._native_frames = 0
+        return dropped
+
+    @property
+    def played_ms(self) -> int:
+        return (self._written_frames - self._native_flushed_frames - self._native_frames) * FRAME_MS
+
+    @property
+    def playing(self) -> bool:
+        return not self._queue.empty or self._native_frames > 0
+
+    async def hangup(self) -> None:
+        self._clock.remove(self)
+        if self._call.state.value != "closed":
+            try:
+                await self._call.hangup()
+            except BaresipError:
+                pass
+
+    # ---- media clock ----
+
+    def pump(self) -> None:
+        if self._closed or self._listener is None:
+            return
+        self._pump_rx()
+        if not self._queue.empty or self._native_frames:
+            self._pump_tx()
+
+    def fail(self, exc: BaseException) -> None:
+        log.error("media failure: %s: %s", type(exc).__name__, exc, extra={"call_id": self._call_id})
+        self._metrics.call_failures.labels(stage="media").inc()
+        asyncio.get_running_loop().create_task(self.hangup())
+        self._on_closed("error")
+
+    def _probe_format(self) -> bool:
+        try:
+            info = self._call.audio.info()
+        except BaresipError:
+            return False
+        if not info.rx_ready or not info.rx_sample_rate:
+            return False
+        self._resampler = StreamResampler(info.rx_sample_rate, info.rx_channels)
+        self._codec = codec_family(info.rx_sample_rate, info.rx_channels)
+        return True
+
+    def _pump_rx(self) -> None:
+        frames: list[bytes] = []
+        try:
+            data = self._call.audio.read(RX_READ_MAX)
+        except AudioRestarted:
+            self._resampler = None  # renegotiated (re-INVITE): the format may have changed
+            data = b""
+        except AudioNotActive:
+            data = b""
+        if data and (self._resampler is not None or self._probe_format()):
+            assert self._resampler is not None
+            frames = self._framer.push(self._resampler.convert(data))
+        if frames:
+            self._quiet_ticks = 0
+        else:
+            self._quiet_ticks += 1
+            if self._quiet_ticks >= RX_QUIET_TICKS:
+                frames = [SILENCE_FRAME]
+                self._metrics.silence_frames_inserted.inc()
+        listener = self._listener
+        assert listener is not None
+        for frame in frames:
+            listener.on_frame(frame)
+
+    def _pump_tx(self) -> None:
+        audio = self._call.audio
+        try:
+            buffered = audio.info().tx_buffered // FRAME_BYTES
+        except AudioRestarted:
+            return
+        except AudioNotActive:
+            return  # on hold or media not up: keep the queue until it can play
+        played_natively = max(0, self._native_frames - buffered)
+        self._native_frames -= played_natively
+        want = TX_LEAD_FRAMES - buffered
+        if want <= 0:
+            return
+        frames = self._queue.take(want)
+        if not frames:
+            return
+        try:
+            accepted = audio.write(b"".join(frames))
+        except (AudioRestarted, AudioNotActive):
+            return
+        n = accepted // FRAME_BYTES
+        self._written_frames += n
+        self._native_frames += n
+
+    # ---- stack events ----
+
+    def _on_digit(self, event: DigitEvent) -> None:
+        if self._listener is not None and not self._closed:
+            self._listener.on_dtmf(event.digit)
+
+    def _on_stack_event(self, event: StackEvent) -> None:
+        if event.event is Event.CALL_CLOSED:
+            detail = event.text or ""
+            log.info("call closed by the stack: %s", detail or "-", extra={"call_id": self._call_id})
+            self._on_closed("rtp_timeout" if "rtp" in detail.lower() else "remote_hangup")
+
+    def _on_closed(self, reason: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._clock.remove(self)
+        if self._listener is not None:
+            self._listener.on_hangup(reason)

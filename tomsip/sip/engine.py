@@ -1,0 +1,46 @@
+"""The SIP engine seam: what the composition root needs from any SIP stack.
+
+An engine accepts inbound calls and hands each to `on_call` as an IncomingCall; the application
+decides (admission, routing) and either refuses it or answers it and receives an AudioPort. A pjsua2
+engine could implement the same where it installs (see shared/research/sip-stack.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from tomsip.audio.port import AudioPort
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    call_id: str
+    caller: str  # the From URI: log only through mask_uri
+    called: str  # the called number (To user part)
+    source: str  # sending host, from the top Via
+    transport: str
+
+
+class IncomingCall(Protocol):
+    info: CallInfo
+
+    async def answer(self) -> AudioPort:
+        """Answer with 200 OK and wait until media is up."""
+        ...
+
+    async def refuse(self) -> None:
+        """Refuse the call (486 Busy Here)."""
+        ...
+
+
+OnCall = Callable[[IncomingCall], Awaitable[None]]
+
+
+class SipEngine(Protocol):
+    async def start(self, on_call: OnCall) -> None: ...
+
+    def active_calls(self) -> int: ...
+
+    async def stop(self) -> None: ...

@@ -1,0 +1,102 @@
+"""Digest-authenticated REGISTER toward a SIP trunk, kept alive.
+
+The stack refreshes a registration by itself once it holds; this loop covers the first registration
+and every later failure: a clear log line (status and reason, never the password), a metric, and a
+retry with backoff until it holds again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from baresip import Account, RegistrationError, Runtime, UserAgent
+from baresip.events import Event, StackEvent
+
+from tomsip.monitor.metrics import Metrics
+from tomsip.settings import Settings
+
+log = logging.getLogger("tomsip.sip.register")
+
+RETRY_MIN_S = 2.0
+RETRY_MAX_S = 60.0
+
+
+class TrunkRegistration:
+    def __init__(self, runtime: Runtime, settings: Settings, metrics: Metrics) -> None:
+        self._runtime = runtime
+        self._settings = settings
+        self._metrics = metrics
+        self._ua: UserAgent | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
+        self.holding = False
+
+    def _account(self) -> Account:
+        s = self._settings
+        assert s.trunk_registrar and s.trunk_user and s.trunk_password
+        return Account(
+            user=s.trunk_user,
+            domain=s.trunk_domain or s.trunk_registrar,
+            password=s.trunk_password.get_secret_value(),
+            registrar=s.trunk_registrar,
+            reg_interval=s.trunk_register_interval_s,
+            transport=s.trunk_transport,
+            auth_user=s.trunk_auth_user,
+            audio_codecs=("pcmu", "pcma", "g722/16000/1", "opus/48000/2"),
+            extra_params=("catchall=yes", "video_codecs=none"),
+        )
+
+    async def start(self) -> None:
+        self._ua = await UserAgent.create(self._runtime, self._account(), transfer_policy="reject")
+        self._ua.on(self._on_event)
+        self._task = asyncio.get_running_loop().create_task(self._keep_registered(), name="trunk-register")
+
+    def _on_event(self, event: StackEvent) -> None:
+        if event.event is Event.REGISTER_FAIL and self.holding:
+            self.holding = False
+            self._metrics.registered.set(0)
+            self._metrics.registration_failures.inc()
+            log.error("trunk registration refresh failed: %s", event.text or "no reason given")
+            self._lost.set()
+
+    async def _keep_registered(self) -> None:
+        assert self._ua is not None
+        delay = RETRY_MIN_S
+        registrar = self._settings.trunk_registrar
+        while True:
+            try:
+                await self._ua.register()
+            except RegistrationError as exc:
+                self.holding = False
+                self._metrics.registered.set(0)
+                self._metrics.registration_failures.inc()
+                log.error(
+                    "trunk registration to %s failed: status=%s reason=%s; retrying in %.0f s",
+                    registrar,
+                    exc.status,
+                    exc.reason or exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            self.holding = True
+            self._metrics.registered.set(1)
+            log.info("registered with trunk %s", registrar)
+            delay = RETRY_MIN_S
+            self._lost.clear()
+            await self._lost.wait()
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._ua is not None and self.holding:
+            try:
+                await self._ua.unregister(timeout=2)
+            except Exception:  # noqa: BLE001 - shutting down anyway
+                log.warning("trunk unregister failed")

@@ -1,0 +1,1 @@
+"""Speech stages behind small protocols: deterministic mocks, offline local engines, hosted adapters."""

@@ -1,0 +1,93 @@
+"""The stage interfaces a conversation brain is made of.
+
+A pipeline turns one turn request (a greeting, a caller utterance, a digit, a silence, a goodbye)
+into a stream of reply audio. The classic pipeline is STT -> Responder -> TTS; a speech-to-speech
+backend can implement `Pipeline` whole. Every stage is async and cancellable: barge-in cancels the
+task that iterates the reply, and that cancellation reaches whatever stage is working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tomsip.call.fsm import TurnKind
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    """What the caller did that this turn answers. `audio` is the utterance, internal format."""
+
+    turn: int
+    kind: TurnKind
+    audio: bytes = b""
+    speech_ms: int = 0
+    digit: str = ""
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    confidence: float = 1.0
+
+
+@dataclass(frozen=True)
+class ReplyText:
+    """A piece of the responder's reply; `end_call` asks to hang up after it is spoken."""
+
+    text: str
+    end_call: bool = False
+
+
+@dataclass
+class ReplyAudio:
+    """A chunk of reply audio (internal format), with what the brain decided so far."""
+
+    pcm: bytes
+    end_call: bool = False
+
+
+@dataclass
+class TurnLatency:
+    """Per-stage latencies of one turn in milliseconds (None: stage not used)."""
+
+    stt_ms: float | None = None
+    responder_first_ms: float | None = None
+    tts_first_ms: float | None = None
+    first_audio_ms: float | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class SpeechToText(Protocol):
+    async def transcribe(self, audio: bytes) -> Transcript: ...
+
+
+class Conversation(Protocol):
+    """One call's responder state (history, slots)."""
+
+    def respond(self, request: TurnRequest, transcript: Transcript | None) -> AsyncIterator[ReplyText]: ...
+
+
+class Responder(Protocol):
+    def open(self, call_id: str, options: dict[str, object]) -> Conversation: ...
+
+
+class TextToSpeech(Protocol):
+    def synthesize(self, text: str) -> AsyncIterator[bytes]: ...
+
+
+class CallBrain(Protocol):
+    """A pipeline bound to one call. `turn` streams reply audio and fills `latency`."""
+
+    def turn(self, request: TurnRequest, latency: TurnLatency) -> AsyncIterator[ReplyAudio]: ...
+
+    async def close(self) -> None: ...
+
+
+class Pipeline(Protocol):
+    """Process-wide factory of per-call brains (models load once, here)."""
+
+    name: str
+
+    def open(self, call_id: str, options: dict[str, object]) -> CallBrain: ...

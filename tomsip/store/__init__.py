@@ -1,0 +1,1 @@
+"""Shared state: call records now; nonces, bandit parameters and episodes in later issues."""

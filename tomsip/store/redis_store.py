@@ -1,0 +1,156 @@
+"""The shared store on Redis (redis-py asyncio), for several nodes.
+
+Writes are queued per call (a newer snapshot of a call replaces an older unsent one) and a writer task
+sends them. When Redis is unreachable the writer backs off and retries; snapshots older than
+`max_age_s`, or beyond `max_pending` calls, are dropped with a warning and a metric. Calls never wait
+on any of this, and when Redis comes back the queue drains by itself (redis-py reconnects on the next
+command).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from tomsip.store.base import CallRecord, StoreUnavailable
+
+log = logging.getLogger("tomsip.store")
+
+ACTIVE_SET = "calls:active"
+
+
+def call_key(call_id: str) -> str:
+    return f"call:{call_id}"
+
+
+class RedisStore:
+    def __init__(
+        self,
+        url: str,
+        *,
+        ended_ttl_s: int = 86_400,
+        max_pending: int = 10_000,
+        max_age_s: float = 60.0,
+        op_timeout_s: float = 1.0,
+        on_error: Callable[[str], None] = lambda op: None,
+        on_drop: Callable[[int], None] = lambda n: None,
+    ) -> None:
+        self._redis = aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=op_timeout_s,
+            socket_connect_timeout=op_timeout_s,
+            health_check_interval=5,
+        )
+        self._ended_ttl = ended_ttl_s
+        self._max_pending = max_pending
+        self._max_age = max_age_s
+        self._on_error = on_error
+        self._on_drop = on_drop
+        self._pending: dict[str, tuple[CallRecord, bool, float]] = {}
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._healthy = True
+
+    async def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_loop(), name="redis-store-writer")
+
+    def save_call(self, record: CallRecord, ended: bool = False) -> None:
+        if record.call_id not in self._pending and len(self._pending) >= self._max_pending:
+            self._on_drop(1)
+            log.warning("store queue full; dropping a call record write")
+            return
+        self._pending[record.call_id] = (CallRecord(**vars(record)), ended, time.monotonic())
+        self._wake.set()
+
+    async def _write_loop(self) -> None:
+        backoff = 0.1
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                self._drop_stale()
+                if not self._pending:
+                    break
+                batch = list(self._pending.items())
+                try:
+                    await self._write(batch)
+                except (RedisError, OSError) as exc:
+                    self._on_error("write")
+                    if self._healthy:
+                        log.warning("redis write failed, will retry: %s", type(exc).__name__)
+                    self._healthy = False
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+                    continue
+                for call_id, entry in batch:
+                    if self._pending.get(call_id) is entry:
+                        del self._pending[call_id]
+                if not self._healthy:
+                    log.info("redis reachable again; store writes resumed")
+                self._healthy = True
+                backoff = 0.1
+
+    def _drop_stale(self) -> None:
+        now = time.monotonic()
+        stale = [cid for cid, (_, _, at) in self._pending.items() if now - at > self._max_age]
+        for cid in stale:
+            del self._pending[cid]
+        if stale:
+            self._on_drop(len(stale))
+            log.warning("dropped %d call record writes older than %.0f s", len(stale), self._max_age)
+
+    async def _write(self, batch: list[tuple[str, tuple[CallRecord, bool, float]]]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for call_id, (record, ended, _) in batch:
+                key = call_key(call_id)
+                pipe.hset(key, mapping=record.to_fields())
+                if ended:
+                    pipe.expire(key, self._ended_ttl)
+                    pipe.srem(ACTIVE_SET, call_id)
+                else:
+                    pipe.persist(key)
+                    pipe.sadd(ACTIVE_SET, call_id)
+            await pipe.execute()
+
+    async def get_call(self, call_id: str) -> CallRecord | None:
+        try:
+            fields = await self._redis.hgetall(call_key(call_id))
+        except (RedisError, OSError) as exc:
+            self._on_error("read")
+            raise StoreUnavailable(str(exc)) from exc
+        return CallRecord.from_fields(fields) if fields else None
+
+    async def active_call_ids(self) -> list[str]:
+        try:
+            return sorted(await self._redis.smembers(ACTIVE_SET))
+        except (RedisError, OSError) as exc:
+            self._on_error("read")
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    @property
+    def pending_writes(self) -> int:
+        return len(self._pending)
+
+    async def close(self, flush_timeout_s: float = 2.0) -> None:
+        deadline = time.monotonic() + flush_timeout_s
+        while self._pending and time.monotonic() < deadline and self._healthy:
+            await asyncio.sleep(0.02)
+        if self._writer:
+            self._writer.cancel()
+            try:
+                await self._writer
+            except asyncio.CancelledError:
+                pass
+        await self._redis.aclose()
