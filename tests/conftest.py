@@ -41,8 +41,8 @@ def make_server(tmp_path: Path) -> Iterator[object]:
     """Start a dedicated tomsip with extra settings: make_server(TOMSIP_MAX_CALLS='2')."""
     started: list[TomsipServer] = []
 
-    def _make(**env: str) -> TomsipServer:
-        srv = TomsipServer(env=env, log_path=tmp_path / f"server{len(started)}.log").start()
+    def _make(tls_cert: Path | None = None, **env: str) -> TomsipServer:
+        srv = TomsipServer(env=env, log_path=tmp_path / f"server{len(started)}.log", tls_cert=tls_cert).start()
         started.append(srv)
         return srv
 

@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class TomsipServer:
-    def __init__(self, env: dict[str, str] | None = None, log_path: Path | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str] | None = None, log_path: Path | None = None, tls_cert: Path | None = None
+    ) -> None:
         self.sip_port = free_port(pair=True)
         self.http_port = free_port()
         self.env = {
@@ -30,6 +32,9 @@ class TomsipServer:
             "TOMSIP_PIPELINE": "mock",
             "TOMSIP_LOG_LEVEL": "info",
         }
+        if tls_cert is not None:  # the engine serves TLS on SIP port + 1, which free_port(pair) kept free
+            self.env["TOMSIP_SIP_TLS_PORT"] = str(self.sip_port + 1)
+            self.env["TOMSIP_SIP_TLS_CERT"] = str(tls_cert)
         self.env.update(env or {})
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None

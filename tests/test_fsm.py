@@ -1,0 +1,191 @@
+"""The call FSM, driven by feeding events: no sockets, no clock."""
+
+from __future__ import annotations
+
+from tomsip.call import fsm
+from tomsip.call.fsm import (
+    CallEnded,
+    CallFsm,
+    CancelTurn,
+    CountBargeIn,
+    FlushPlayout,
+    FsmConfig,
+    Hangup,
+    StartTimer,
+    StartTurn,
+    State,
+    TurnKind,
+)
+
+
+def started(config: FsmConfig | None = None) -> CallFsm:
+    machine = CallFsm(config or FsmConfig())
+    actions = machine.handle(fsm.CallStarted())
+    assert StartTimer(fsm.MAX_DURATION_TIMER, machine.config.max_call_ms) in actions
+    assert StartTurn(1, TurnKind.GREETING) in actions
+    return machine
+
+
+def listening() -> CallFsm:
+    machine = started()
+    machine.handle(fsm.ReplyStarted(1))
+    machine.handle(fsm.ReplyFinished(1))
+    actions = machine.handle(fsm.PlayoutDone(1))
+    assert machine.state is State.LISTENING
+    assert StartTimer(fsm.NO_INPUT_TIMER, machine.config.no_input_ms) in actions
+    return machine
+
+
+def speaking() -> CallFsm:
+    machine = listening()
+    machine.handle(fsm.SpeechStarted())
+    actions = machine.handle(fsm.UtteranceEnded(1500))
+    assert StartTurn(2, TurnKind.UTTERANCE, 1500) in actions
+    assert machine.state is State.THINKING
+    machine.handle(fsm.ReplyStarted(2))
+    assert machine.state is State.SPEAKING
+    return machine
+
+
+def test_greeting_then_listening() -> None:
+    machine = listening()
+    assert machine.turn == 1
+
+
+def test_reply_finished_waits_for_playout_before_listening() -> None:
+    machine = speaking()
+    assert machine.handle(fsm.ReplyFinished(2)) == []
+    assert machine.state is State.SPEAKING
+    machine.handle(fsm.PlayoutDone(2))
+    assert machine.state is State.LISTENING
+
+
+def test_barge_in_flushes_and_cancels_once_speech_is_long_enough() -> None:
+    machine = speaking()
+    assert machine.handle(fsm.SpeechStarted()) == []
+    assert machine.handle(fsm.SpeechContinues(60)) == []  # a cough
+    actions = machine.handle(fsm.SpeechContinues(120))
+    assert actions[:3] == [FlushPlayout(), CancelTurn(2), CountBargeIn()]
+    assert machine.state is State.LISTENING
+    assert machine.barge_ins == 1
+    # The rest of the caller's utterance becomes the next turn.
+    assert StartTurn(3, TurnKind.UTTERANCE, 900) in machine.handle(fsm.UtteranceEnded(900))
+
+
+def test_barge_in_during_greeting() -> None:
+    machine = started()
+    machine.handle(fsm.ReplyStarted(1))
+    actions = machine.handle(fsm.SpeechContinues(200))
+    assert FlushPlayout() in actions and CancelTurn(1) in actions
+    assert machine.state is State.LISTENING
+
+
+def test_speech_while_thinking_cancels_the_pending_reply_without_counting_a_barge_in() -> None:
+    machine = listening()
+    machine.handle(fsm.UtteranceEnded(800))
+    actions = machine.handle(fsm.SpeechContinues(300))
+    assert CancelTurn(2) in actions
+    assert FlushPlayout() not in actions
+    assert machine.barge_ins == 0
+
+
+def test_barge_in_disabled_lets_the_reply_play() -> None:
+    machine = CallFsm(FsmConfig(barge_in_enabled=False))
+    machine.handle(fsm.CallStarted())
+    machine.handle(fsm.ReplyStarted(1))
+    assert machine.handle(fsm.SpeechContinues(3000)) == []
+    assert machine.state is State.GREETING
+
+
+def test_short_utterance_while_speaking_is_not_a_turn() -> None:
+    machine = speaking()
+    assert machine.handle(fsm.UtteranceEnded(80)) == []
+    assert machine.turn == 2
+
+
+def test_stale_events_of_a_cancelled_turn_are_ignored() -> None:
+    machine = speaking()
+    machine.handle(fsm.SpeechContinues(500))
+    machine.handle(fsm.UtteranceEnded(700))  # turn 3 starts
+    assert machine.handle(fsm.ReplyFinished(2)) == []
+    assert machine.handle(fsm.PlayoutDone(2)) == []
+    assert machine.state is State.THINKING
+
+
+def test_digit_interrupts_and_is_answered() -> None:
+    machine = speaking()
+    actions = machine.handle(fsm.DigitPressed("5"))
+    assert actions[:2] == [FlushPlayout(), CancelTurn(2)]
+    assert StartTurn(3, TurnKind.DIGIT, digit="5") in actions
+
+
+def test_reply_that_ends_the_call_says_goodbye_then_hangs_up() -> None:
+    machine = listening()
+    machine.handle(fsm.DigitPressed("#"))
+    machine.handle(fsm.ReplyStarted(2))
+    machine.handle(fsm.ReplyFinished(2, end_call=True))
+    actions = machine.handle(fsm.PlayoutDone(2))
+    assert machine.state is State.CLOSING
+    assert StartTurn(3, TurnKind.GOODBYE) in actions
+    machine.handle(fsm.ReplyStarted(3))
+    assert machine.handle(fsm.SpeechContinues(2000)) == []  # the goodbye is not interruptible
+    machine.handle(fsm.ReplyFinished(3))
+    actions = machine.handle(fsm.PlayoutDone(3))
+    assert Hangup("completed") in actions and actions[-1] == CallEnded("completed")
+    assert machine.state is State.ENDED
+
+
+def test_max_duration_closes_even_mid_reply() -> None:
+    machine = speaking()
+    actions = machine.handle(fsm.TimerFired(fsm.MAX_DURATION_TIMER))
+    assert FlushPlayout() in actions and CancelTurn(2) in actions
+    assert StartTurn(3, TurnKind.GOODBYE) in actions
+    assert machine.state is State.CLOSING
+
+
+def test_closing_guard_hangs_up_when_the_goodbye_never_finishes() -> None:
+    machine = listening()
+    machine.handle(fsm.TimerFired(fsm.MAX_DURATION_TIMER))
+    actions = machine.handle(fsm.TimerFired(fsm.CLOSING_TIMER))
+    assert Hangup("max_duration") in actions
+    assert machine.state is State.ENDED
+
+
+def test_no_input_reprompts_then_closes() -> None:
+    machine = CallFsm(FsmConfig(max_no_input_prompts=1))
+    machine.handle(fsm.CallStarted())
+    machine.handle(fsm.ReplyFinished(1))
+    machine.handle(fsm.PlayoutDone(1))
+    assert StartTurn(2, TurnKind.NO_INPUT) in machine.handle(fsm.TimerFired(fsm.NO_INPUT_TIMER))
+    machine.handle(fsm.ReplyFinished(2))
+    machine.handle(fsm.PlayoutDone(2))
+    actions = machine.handle(fsm.TimerFired(fsm.NO_INPUT_TIMER))
+    assert StartTurn(3, TurnKind.GOODBYE) in actions
+    assert machine.end_reason == "no_input"
+
+
+def test_remote_hangup_cancels_work_and_sends_no_bye() -> None:
+    machine = speaking()
+    actions = machine.handle(fsm.RemoteHangup("remote_hangup"))
+    assert CancelTurn(2) in actions
+    assert not any(isinstance(a, Hangup) for a in actions)
+    assert actions[-1] == CallEnded("remote_hangup")
+    assert machine.handle(fsm.SpeechContinues(500)) == []
+
+
+def test_local_hangup_sends_bye_from_any_state() -> None:
+    for machine in (started(), listening(), speaking()):
+        actions = machine.handle(fsm.LocalHangupRequested("drain"))
+        assert Hangup("drain") in actions and actions[-1] == CallEnded("drain")
+
+
+def test_failed_reply_ends_the_call_with_bye() -> None:
+    machine = speaking()
+    actions = machine.handle(fsm.ReplyFailed(2))
+    assert Hangup("error") in actions
+    assert machine.state is State.ENDED
+
+
+def test_call_started_twice_is_harmless() -> None:
+    machine = started()
+    assert machine.handle(fsm.CallStarted()) == []
