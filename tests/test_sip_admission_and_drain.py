@@ -78,9 +78,9 @@ def test_drain_deadline_ends_remaining_calls_with_bye(make_server) -> None:  # t
 
 
 def registrar(port: int) -> subprocess.Popen[bytes]:
+    cmd = ["sipp", "-sf", str(SCENARIOS / "registrar.xml"), "-i", "127.0.0.1", "-p", str(port), "-m", "1"]
     return subprocess.Popen(
-        ["sipp", "-sf", str(SCENARIOS / "registrar.xml"), "-i", "127.0.0.1", "-p", str(port), "-m", "1"]
-        + ["-nostdin", "-timeout", "30s", "-timeout_error"],
+        [*cmd, "-nostdin", "-timeout", "30s", "-timeout_error"],
         cwd=SCENARIOS,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
