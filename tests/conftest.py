@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.redis_server import RedisServer
 from tests.support.rtp import RtpPeer
 from tests.support.server import TomsipServer
 
@@ -49,3 +50,10 @@ def make_server(tmp_path: Path) -> Iterator[object]:
     yield _make
     for srv in started:
         srv.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    srv = RedisServer(tmp_path).start()
+    yield srv
+    srv.stop()
