@@ -12,7 +12,7 @@ from tomsip.audio.framer import Framer
 from tomsip.audio.frames import FRAME_BYTES, SAMPLE_RATE, rms_dbfs
 from tomsip.audio.player import PlayoutQueue
 from tomsip.audio.resample import StreamResampler, resample_once
-from tomsip.audio.vad import EndPointer, SpeechEnd, SpeechStart, VoiceDetector, VoiceDuration
+from tomsip.audio.vad import EndPointer, SpeechEnd, SpeechStart, VoiceDetector, VoiceDuration, VoiceGap
 
 ALL_PCM = np.arange(-32768, 32768, dtype="<i2").tobytes()
 ALL_CODES = bytes(range(256))
@@ -53,6 +53,15 @@ def test_playout_queue_counts_and_flushes() -> None:
     assert queue.empty
 
 
+def test_playout_queue_takes_back_unsent_frames_in_order() -> None:
+    queue = PlayoutQueue()
+    queue.enqueue(b"".join(bytes([i]) * FRAME_BYTES for i in range(4)))
+    sent = queue.take(3)
+    queue.push_back(sent[1:])
+    assert [f[0] for f in queue.take(5)] == [1, 2, 3]
+    assert queue.frames_out == 4
+
+
 def test_playout_queue_pads_the_tail_of_a_reply() -> None:
     queue = PlayoutQueue()
     queue.enqueue(b"\x01" * 10)
@@ -74,6 +83,7 @@ def test_endpointer_needs_the_onset_minimum_and_ends_after_the_silence_threshold
     events = feed(endpointer, [True] * 10 + [False] * 5)
     assert events[0] == SpeechStart(3)
     assert VoiceDuration(200) in events
+    assert VoiceGap(40, 200) in events
     assert events[-1] == SpeechEnd(200, 13)
     assert not endpointer.in_speech
 

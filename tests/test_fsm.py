@@ -11,6 +11,8 @@ from tomsip.call.fsm import (
     FlushPlayout,
     FsmConfig,
     Hangup,
+    PausePlayout,
+    ResumePlayout,
     StartTimer,
     StartTurn,
     State,
@@ -60,16 +62,41 @@ def test_reply_finished_waits_for_playout_before_listening() -> None:
     assert machine.state is State.LISTENING
 
 
-def test_barge_in_flushes_and_cancels_once_speech_is_long_enough() -> None:
+def test_barge_in_pauses_at_onset_then_flushes_and_cancels_once_speech_is_long_enough() -> None:
     machine = speaking()
-    assert machine.handle(fsm.SpeechStarted()) == []
-    assert machine.handle(fsm.SpeechContinues(60)) == []  # a cough
-    actions = machine.handle(fsm.SpeechContinues(120))
+    assert machine.handle(fsm.SpeechStarted()) == [PausePlayout()]
+    assert machine.handle(fsm.SpeechContinues(100)) == []  # not yet a barge-in
+    actions = machine.handle(fsm.SpeechContinues(200))
     assert actions[:3] == [FlushPlayout(), CancelTurn(2), CountBargeIn()]
     assert machine.state is State.LISTENING
     assert machine.barge_ins == 1
     # The rest of the caller's utterance becomes the next turn.
     assert StartTurn(3, TurnKind.UTTERANCE, 900) in machine.handle(fsm.UtteranceEnded(900))
+
+
+def test_a_cough_pauses_playout_then_resumes_it_without_a_barge_in() -> None:
+    machine = speaking()
+    assert machine.handle(fsm.SpeechStarted()) == [PausePlayout()]
+    assert machine.handle(fsm.SpeechGap(80, 60)) == []
+    assert machine.handle(fsm.SpeechGap(160, 60)) == [ResumePlayout()]
+    assert machine.state is State.SPEAKING and machine.barge_ins == 0
+    assert machine.handle(fsm.UtteranceEnded(60)) == []  # not a turn either
+    assert machine.turn == 2
+
+
+def test_playout_that_ends_while_paused_is_resumed_before_listening() -> None:
+    machine = speaking()
+    machine.handle(fsm.SpeechStarted())
+    machine.handle(fsm.ReplyFinished(2))
+    actions = machine.handle(fsm.PlayoutDone(2))
+    assert actions[0] == ResumePlayout() and machine.state is State.LISTENING
+
+
+def test_the_goodbye_is_not_paused() -> None:
+    machine = listening()
+    machine.handle(fsm.TimerFired(fsm.MAX_DURATION_TIMER))
+    machine.handle(fsm.ReplyStarted(2))
+    assert machine.handle(fsm.SpeechStarted()) == []
 
 
 def test_barge_in_during_greeting() -> None:
@@ -93,13 +120,15 @@ def test_barge_in_disabled_lets_the_reply_play() -> None:
     machine = CallFsm(FsmConfig(barge_in_enabled=False))
     machine.handle(fsm.CallStarted())
     machine.handle(fsm.ReplyStarted(1))
+    assert machine.handle(fsm.SpeechStarted()) == []
     assert machine.handle(fsm.SpeechContinues(3000)) == []
     assert machine.state is State.GREETING
 
 
 def test_short_utterance_while_speaking_is_not_a_turn() -> None:
     machine = speaking()
-    assert machine.handle(fsm.UtteranceEnded(80)) == []
+    machine.handle(fsm.SpeechStarted())
+    assert machine.handle(fsm.UtteranceEnded(80)) == [ResumePlayout()]
     assert machine.turn == 2
 
 

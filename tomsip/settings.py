@@ -47,6 +47,13 @@ class Settings(BaseSettings):
         description="Offered/accepted codecs in preference order (pcmu, pcma, g722, opus)",
     )
     dtmf_mode: Literal["rtpevent", "info", "auto"] = Field("rtpevent", description="How DTMF is sent to callers")
+    rtp_ports: str = Field("10000-20000", pattern=r"^\d{1,5}-\d{1,5}$", description="UDP port range for RTP")
+    jitter_buffer: Literal["fixed", "adaptive", "off"] = Field(
+        "adaptive", description="Receive jitter buffer: adaptive grows only when the network jitters"
+    )
+    jitter_buffer_ms: int = Field(
+        20, ge=0, le=1000, description="Jitter buffer target delay; every ms here delays barge-in detection too"
+    )
     rtp_timeout_s: int = Field(30, ge=0, description="End a call after this long without RTP (0: never)")
     trunk_registrar: str | None = Field(None, description="Registrar host[:port] of a SIP trunk to REGISTER with")
     trunk_user: str | None = Field(None, description="Trunk account user")

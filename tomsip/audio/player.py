@@ -37,6 +37,12 @@ class PlayoutQueue:
             self._frames.append(self._partial + bytes(FRAME_BYTES - len(self._partial)))
             self._partial = b""
 
+    def push_back(self, frames: list[bytes]) -> None:
+        """Return frames that were handed out but never sent (a pause took them back from the
+        transport's buffer): they play first when playout resumes."""
+        self._frames.extendleft(reversed(frames))
+        self.frames_out -= len(frames)
+
     def take(self, max_frames: int) -> list[bytes]:
         """Hand out up to `max_frames` frames for transmission."""
         out: list[bytes] = []

@@ -48,7 +48,15 @@ class AudioPort(Protocol):
         ...
 
     def flush(self) -> int:
-        """Stop playout now and drop what is queued; returns the ms dropped."""
+        """Stop playout now and drop what is queued; returns the ms dropped. Clears a pause."""
+        ...
+
+    def pause(self) -> None:
+        """Stop sending now but keep everything queued (a tentative barge-in)."""
+        ...
+
+    def resume(self) -> None:
+        """Continue a paused playout from the first unsent frame."""
         ...
 
     @property

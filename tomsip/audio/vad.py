@@ -50,13 +50,22 @@ class VoiceDuration:
     speech_ms: int
 
 
-EndPointEvent = SpeechStart | SpeechEnd | VoiceDuration
+@dataclass(frozen=True)
+class VoiceGap:
+    """Emitted on each unvoiced frame inside an utterance: how long the caller has been quiet, and how
+    much voiced span came before (lets a tentative barge-in be withdrawn after a cough)."""
+
+    silent_ms: int
+    speech_ms: int
+
+
+EndPointEvent = SpeechStart | SpeechEnd | VoiceDuration | VoiceGap
 
 
 class EndPointer:
     """Turns per-frame voiced/unvoiced decisions into speech start, duration and end events."""
 
-    def __init__(self, silence_ms: int = 600, onset_ms: int = 60, max_utterance_ms: int = 30_000) -> None:
+    def __init__(self, silence_ms: int = 600, onset_ms: int = 40, max_utterance_ms: int = 30_000) -> None:
         if silence_ms < FRAME_MS or onset_ms < FRAME_MS:
             raise ValueError("silence and onset must be at least one frame")
         self.silence_frames = silence_ms // FRAME_MS
@@ -99,6 +108,7 @@ class EndPointer:
             events.append(VoiceDuration(span_frames * FRAME_MS))
         else:
             self._silent_run += 1
+            events.append(VoiceGap(self._silent_run * FRAME_MS, (span_frames - self._silent_run) * FRAME_MS))
         if self._silent_run >= self.silence_frames or span_frames >= self.max_frames:
             speech_frames = span_frames - self._silent_run
             events.append(SpeechEnd(speech_frames * FRAME_MS, index - self._silent_run + 1))

@@ -29,9 +29,12 @@ class ConversationSettings(BaseModel):
 
     answer_after_ms: int = Field(0, ge=0, le=60_000, description="Let the call ring this long before answering")
     silence_ms: int = Field(600, ge=100, le=5000, description="End of utterance after this much silence")
-    onset_ms: int = Field(60, ge=20, le=1000, description="Voiced time before speech counts as started")
+    onset_ms: int = Field(40, ge=20, le=1000, description="Voiced time before speech counts as started")
     barge_in: bool = True
-    barge_in_min_ms: int = Field(120, ge=20, le=3000, description="Caller speech that interrupts a reply")
+    barge_in_min_ms: int = Field(
+        200, ge=20, le=3000, description="Caller speech that confirms a barge-in (playout pauses at onset)"
+    )
+    resume_after_ms: int = Field(160, ge=20, le=2000, description="Quiet that withdraws a tentative barge-in")
     max_utterance_ms: int = Field(20_000, ge=1000, le=120_000)
     max_call_s: int = Field(600, ge=5, le=86_400)
     no_input_s: int = Field(10, ge=2, le=600)
@@ -77,6 +80,7 @@ class Route:
         return FsmConfig(
             barge_in_min_ms=s.barge_in_min_ms,
             barge_in_enabled=s.barge_in,
+            resume_after_ms=s.resume_after_ms,
             max_call_ms=s.max_call_s * 1000,
             no_input_ms=s.no_input_s * 1000,
             max_no_input_prompts=s.max_no_input_prompts,

@@ -6,10 +6,12 @@ and carries out the actions it returns. Timers are actions too (StartTimer / Can
 machine is tested by feeding events in order, without sleeping.
 
 Interruption taxonomy (what a barge-in cancels), decided here and nowhere else:
-- caller speech that lasts `barge_in_min_ms` while we speak: flush playout, cancel the reply;
+- the onset of caller speech while we speak: pause playout at once (tentative barge-in), so that
+  the assistant stops talking within a frame or two of the caller starting;
+- if that speech lasts `barge_in_min_ms`: flush playout and cancel the reply (barge-in confirmed);
+- if it dies away first (`resume_after_ms` of quiet: a cough, "mhm"): resume where playout paused;
 - the same while we are still thinking: cancel the pending reply, listen on;
 - a DTMF digit while we speak: flush and cancel, then answer the digit;
-- shorter speech while we speak (a cough, "mhm"): ignored.
 The closing goodbye is not interruptible: the caller cannot talk the call into staying open past its
 end.
 """
@@ -54,6 +56,14 @@ class SpeechStarted:
 class SpeechContinues:
     """The caller has been talking for `speech_ms` so far (sent on voiced frames)."""
 
+    speech_ms: int
+
+
+@dataclass(frozen=True)
+class SpeechGap:
+    """The caller has been quiet for `silent_ms` inside an utterance of `speech_ms` so far."""
+
+    silent_ms: int
     speech_ms: int
 
 
@@ -119,6 +129,7 @@ Event = (
     CallStarted
     | SpeechStarted
     | SpeechContinues
+    | SpeechGap
     | UtteranceEnded
     | ReplyStarted
     | ReplyFinished
@@ -156,6 +167,16 @@ class FlushPlayout:
 
 
 @dataclass(frozen=True)
+class PausePlayout:
+    """Hold playout where it is (tentative barge-in); nothing queued is lost."""
+
+
+@dataclass(frozen=True)
+class ResumePlayout:
+    """Continue a paused playout from where it stopped."""
+
+
+@dataclass(frozen=True)
 class StartTimer:
     name: str
     ms: int
@@ -185,7 +206,18 @@ class CallEnded:
     reason: str
 
 
-Action = StartTurn | CancelTurn | FlushPlayout | StartTimer | CancelTimer | Hangup | CountBargeIn | CallEnded
+Action = (
+    StartTurn
+    | CancelTurn
+    | FlushPlayout
+    | PausePlayout
+    | ResumePlayout
+    | StartTimer
+    | CancelTimer
+    | Hangup
+    | CountBargeIn
+    | CallEnded
+)
 
 MAX_DURATION_TIMER = "max_duration"
 NO_INPUT_TIMER = "no_input"
@@ -194,8 +226,9 @@ CLOSING_TIMER = "closing_guard"
 
 @dataclass(frozen=True)
 class FsmConfig:
-    barge_in_min_ms: int = 120
+    barge_in_min_ms: int = 200
     barge_in_enabled: bool = True
+    resume_after_ms: int = 160
     max_call_ms: int = 600_000
     no_input_ms: int = 10_000
     max_no_input_prompts: int = 2
@@ -215,6 +248,7 @@ class CallFsm:
     _end_after_reply: bool = False
     _no_input_prompts: int = 0
     _started: bool = False
+    _paused: bool = False
 
     def handle(self, event: Event) -> list[Action]:
         if self.state is State.ENDED:
@@ -236,6 +270,7 @@ class CallFsm:
 
     def _interrupt(self) -> list[Action]:
         """Cancel the current turn; flush if its audio may be playing."""
+        self._paused = False
         actions: list[Action] = []
         if self.state in (State.SPEAKING, State.GREETING):
             actions.append(FlushPlayout())
@@ -281,6 +316,19 @@ class CallFsm:
     def _on_SpeechStarted(self, _: SpeechStarted) -> list[Action]:
         if self.state is State.LISTENING:
             return [CancelTimer(NO_INPUT_TIMER)]
+        if self.config.barge_in_enabled and self.state in (State.SPEAKING, State.GREETING) and not self._paused:
+            self._paused = True
+            return [PausePlayout()]
+        return []
+
+    def _on_SpeechGap(self, event: SpeechGap) -> list[Action]:
+        if (
+            self._paused
+            and event.silent_ms >= self.config.resume_after_ms
+            and self.state in (State.SPEAKING, State.GREETING)
+        ):
+            self._paused = False
+            return [ResumePlayout()]
         return []
 
     def _on_SpeechContinues(self, event: SpeechContinues) -> list[Action]:
@@ -296,6 +344,9 @@ class CallFsm:
         return []
 
     def _on_UtteranceEnded(self, event: UtteranceEnded) -> list[Action]:
+        if self._paused and self.state in (State.SPEAKING, State.GREETING):
+            self._paused = False
+            return [ResumePlayout()]
         if self.state is State.LISTENING:
             self._no_input_prompts = 0
             self.state = State.THINKING
@@ -328,11 +379,13 @@ class CallFsm:
 
     def _after_playout(self) -> list[Action]:
         self._reply_done = False
+        resume: list[Action] = [ResumePlayout()] if self._paused else []
+        self._paused = False
         if self.state is State.CLOSING:
-            return self._end(self.end_reason, send_bye=True)
+            return resume + self._end(self.end_reason, send_bye=True)
         if self._end_after_reply:
-            return self._close("completed")
-        return self._listen()
+            return resume + self._close("completed")
+        return resume + self._listen()
 
     def _on_DigitPressed(self, event: DigitPressed) -> list[Action]:
         if self.state is State.CLOSING:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from tomsip.audio.frames import FRAME_MS
 from tomsip.audio.port import AudioPort
-from tomsip.audio.vad import EndPointer, SpeechEnd, SpeechStart, VoiceDetector, VoiceDuration
+from tomsip.audio.vad import EndPointer, SpeechEnd, SpeechStart, VoiceDetector, VoiceDuration, VoiceGap
 from tomsip.call import fsm
 from tomsip.call.dialplan import Route
 from tomsip.monitor.logs import call_id_var
@@ -140,6 +140,8 @@ class CallSession:
                 self._feed(fsm.SpeechStarted())
             elif isinstance(event, VoiceDuration):
                 self._feed(fsm.SpeechContinues(event.speech_ms))
+            elif isinstance(event, VoiceGap):
+                self._feed(fsm.SpeechGap(event.silent_ms, event.speech_ms))
             elif isinstance(event, SpeechEnd):
                 self._feed(fsm.UtteranceEnded(event.speech_ms))
         if self._awaiting_playout and not self.port.playing:
@@ -183,6 +185,10 @@ class CallSession:
                 self._awaiting_playout = 0
         elif isinstance(action, fsm.FlushPlayout):
             self.port.flush()
+        elif isinstance(action, fsm.PausePlayout):
+            self.port.pause()
+        elif isinstance(action, fsm.ResumePlayout):
+            self.port.resume()
         elif isinstance(action, fsm.StartTimer):
             self._cancel_timer(action.name)
             loop = asyncio.get_running_loop()

@@ -75,6 +75,9 @@ class BaresipEngine:
             f"sip_transports {','.join(transports)}",
             "ausrc_srate 16000",
             "ausrc_channels 1",
+            f"rtp_ports {s.rtp_ports}",
+            f"audio_jitter_buffer_type {s.jitter_buffer}",
+            f"audio_jitter_buffer_ms {s.jitter_buffer_ms}",
         ]
         if s.sip_tls_port and s.sip_tls_cert:
             lines.append(f"sip_certificate {s.sip_tls_cert}")

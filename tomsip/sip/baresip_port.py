@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 
 from baresip import AudioNotActive, AudioRestarted, BaresipError
 from baresip.call import Call, DigitEvent
@@ -53,6 +54,8 @@ class BaresipPort:
         self._native_frames = 0
         self._native_flushed_frames = 0
         self._closed = False
+        self._paused = False
+        self._recent: deque[bytes] = deque(maxlen=TX_LEAD_FRAMES + 2)  # frames possibly still in the stack
         self._codec = ""
         self._probe_format()
 
@@ -82,16 +85,37 @@ class BaresipPort:
         self._queue.end_of_stream()
 
     def flush(self) -> int:
+        self._paused = False
         dropped = self._queue.flush()
-        if self._native_frames:
-            try:
-                self._call.audio.flush_tx()
-            except BaresipError:
-                pass
-            self._native_flushed_frames += self._native_frames
-            dropped += self._native_frames * FRAME_MS
-            self._native_frames = 0
-        return dropped
+        unsent = self._take_back_native()
+        self._native_flushed_frames += len(unsent)
+        return dropped + len(unsent) * FRAME_MS
+
+    def pause(self) -> None:
+        if self._paused:
+            return
+        self._paused = True
+        unsent = self._take_back_native()
+        self._written_frames -= len(unsent)
+        self._queue.push_back(unsent)
+
+    def resume(self) -> None:
+        self._paused = False
+
+    def _take_back_native(self) -> list[bytes]:
+        """Flush the stack's transmit buffer; returns the frames it had not sent yet."""
+        if not self._native_frames:
+            return []
+        try:
+            buffered = self._call.audio.info().tx_buffered // FRAME_BYTES
+            self._call.audio.flush_tx()
+        except BaresipError:
+            buffered = self._native_frames
+        buffered = min(buffered, self._native_frames, len(self._recent))
+        unsent = list(self._recent)[len(self._recent) - buffered :] if buffered else []
+        self._native_frames = 0
+        self._recent.clear()
+        return unsent
 
     @property
     def played_ms(self) -> int:
@@ -115,7 +139,7 @@ class BaresipPort:
         if self._closed or self._listener is None:
             return
         self._pump_rx()
-        if not self._queue.empty or self._native_frames:
+        if not self._paused and (not self._queue.empty or self._native_frames):
             self._pump_tx()
 
     def fail(self, exc: BaseException) -> None:
@@ -180,6 +204,9 @@ class BaresipPort:
         except (AudioRestarted, AudioNotActive):
             return
         n = accepted // FRAME_BYTES
+        if n < len(frames):
+            self._queue.push_back(frames[n:])  # the stack's buffer was full: keep them for next tick
+        self._recent.extend(frames[:n])
         self._written_frames += n
         self._native_frames += n
 
