@@ -74,7 +74,7 @@ class StepResult:
 def raise_fd_limit() -> None:
     import resource
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
@@ -182,10 +182,13 @@ def run_step(server: str, pid: int, sip_port: int, calls: int, workdir: Path) ->
     time.sleep(1.0)
     rate = max(10, calls // 4)  # ramp up in about 4 s
     stat = workdir / f"{server}-{calls}-stat.csv"
+    cmd = [
+        *("sipp", f"127.0.0.1:{sip_port}", "-sf", str(SCENARIOS / "load_call.xml"), "-s", "1000", "-i", "127.0.0.1"),
+        *("-p", str(free_port()), "-mp", str(free_port()), "-m", str(calls), "-l", str(calls), "-r", str(rate)),
+        *("-timeout", "60s", "-timeout_error", "-nostdin", "-trace_stat", "-stf", str(stat), "-fd", "1"),
+    ]
     sipp = subprocess.Popen(
-        ["sipp", f"127.0.0.1:{sip_port}", "-sf", str(SCENARIOS / "load_call.xml"), "-s", "1000", "-i", "127.0.0.1"]
-        + ["-p", str(free_port()), "-mp", str(free_port()), "-m", str(calls), "-l", str(calls), "-r", str(rate)]
-        + ["-timeout", "60s", "-timeout_error", "-nostdin", "-trace_stat", "-stf", str(stat), "-fd", "1"],
+        cmd,
         cwd=SCENARIOS,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
