@@ -36,6 +36,19 @@ def speak_8k(text: str, voice: str = "en-us") -> bytes:
         return raw.read_bytes()
 
 
+def cough_8k() -> bytes:
+    """A 120 ms vowel: long enough for the VAD to hear an onset, far short of a barge-in."""
+    pcm = speak_8k("ah")
+    samples = len(pcm) // 2
+    # Start where the sound starts, keep 120 ms of it.
+    import numpy as np
+
+    x = np.frombuffer(pcm, dtype="<i2")
+    loud = np.nonzero(np.abs(x) > 1000)[0]
+    start = int(loud[0]) if len(loud) else 0
+    return x[start : min(samples, start + 960)].tobytes()
+
+
 def g711_pcap(path: Path, pcm8k: bytes, law: str, trailing_silence_ms: int = 200, take: int = 0) -> float:
     """Writes 20 ms RTP packets; returns the audio length in seconds.
 
@@ -58,6 +71,8 @@ def g711_pcap(path: Path, pcm8k: bytes, law: str, trailing_silence_ms: int = 200
 def main() -> None:
     out = HERE / "pcap"
     out.mkdir(exist_ok=True)
+    seconds = g711_pcap(out / "cough_pcmu_again.pcap", cough_8k(), "pcmu", trailing_silence_ms=400, take=1)
+    print(f"cough_pcmu_again.pcap: {seconds:.2f} s")
     for name, text in SENTENCES.items():
         pcm = speak_8k(text)
         for law in ("pcmu", "pcma"):

@@ -138,3 +138,18 @@ def test_twenty_calls_at_once_all_get_their_replies(server: TomsipServer) -> Non
     finally:
         for peer in peers:
             peer.close()
+
+
+def test_a_cough_pauses_the_reply_which_then_resumes_in_full(server: TomsipServer, rtp_peer: RtpPeer) -> None:
+    """The other half of barge-in: a 120 ms sound pauses playout at its onset, then playout resumes
+    from where it stopped, so the whole reply is still heard and no barge-in is counted."""
+    before = server.metric("tomsip_barge_ins_total")
+    result = run_sipp("cough", server.sip_port, "1000", [rtp_peer.port])
+    assert result.ok, result.errors
+    pieces = [t for t in tones_of(rtp_peer) if near(t.hz, 600)]
+    assert len(pieces) == 2, pieces  # paused once
+    assert abs(sum(p.length_ms for p in pieces) - SPEECH_MS) <= 400, pieces  # nothing lost
+    gap = pieces[1].start_ms - (pieces[0].start_ms + pieces[0].length_ms)
+    assert 100 <= gap <= 600, gap
+    assert server.metric("tomsip_barge_ins_total") == before
+    assert not any(near(t.hz, 800) for t in tones_of(rtp_peer))  # the cough was not a turn
