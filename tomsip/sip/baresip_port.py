@@ -32,7 +32,7 @@ log = logging.getLogger("tomsip.sip.port")
 
 TX_LEAD_FRAMES = 3
 RX_QUIET_TICKS = 3
-RX_READ_MAX = 16_384
+RX_TICKS_PER_READ = 4  # read up to 80 ms a call; a backlog is drained over the next ticks
 
 
 def codec_family(rate: int, channels: int) -> str:
@@ -54,6 +54,7 @@ class BaresipPort:
         self._native_frames = 0
         self._native_flushed_frames = 0
         self._closed = False
+        self._rx_read_bytes = 2048
         self._paused = False
         self._recent: deque[bytes] = deque(maxlen=TX_LEAD_FRAMES + 2)  # frames possibly still in the stack
         self._codec = ""
@@ -156,13 +157,15 @@ class BaresipPort:
         if not info.rx_ready or not info.rx_sample_rate:
             return False
         self._resampler = StreamResampler(info.rx_sample_rate, info.rx_channels)
+        # The binding allocates and zero-fills the whole read buffer on every call: size it to the codec.
+        self._rx_read_bytes = info.rx_sample_rate * info.rx_channels * 2 * FRAME_MS // 1000 * RX_TICKS_PER_READ
         self._codec = codec_family(info.rx_sample_rate, info.rx_channels)
         return True
 
     def _pump_rx(self) -> None:
         frames: list[bytes] = []
         try:
-            data = self._call.audio.read(RX_READ_MAX)
+            data = self._call.audio.read(self._rx_read_bytes)
         except AudioRestarted:
             self._resampler = None  # renegotiated (re-INVITE): the format may have changed
             data = b""
