@@ -77,8 +77,8 @@ def test_drain_deadline_ends_remaining_calls_with_bye(make_server) -> None:  # t
     assert "hanging up reason=drain" in srv.log_text()
 
 
-def registrar(port: int) -> subprocess.Popen[bytes]:
-    cmd = ["sipp", "-sf", str(SCENARIOS / "registrar.xml"), "-i", "127.0.0.1", "-p", str(port), "-m", "1"]
+def registrar(port: int, scenario: str = "registrar") -> subprocess.Popen[bytes]:
+    cmd = ["sipp", "-sf", str(SCENARIOS / f"{scenario}.xml"), "-i", "127.0.0.1", "-p", str(port), "-m", "1"]
     return subprocess.Popen(
         [*cmd, "-nostdin", "-timeout", "30s", "-timeout_error"],
         cwd=SCENARIOS,
@@ -107,6 +107,24 @@ def test_trunk_registration_with_digest_auth(make_server, password: str, holds: 
             log = srv.log_text()
             assert "trunk registration" in log and "status=403" in log
             assert password not in log
+    finally:
+        if reg.poll() is None:
+            reg.kill()
+            reg.wait()
+
+
+def test_trunk_registration_is_refreshed_before_it_expires(make_server) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    reg = registrar(port, "registrar_refresh")  # grants 4 s, then must see a re-authenticated refresh
+    try:
+        srv: TomsipServer = make_server(
+            TOMSIP_TRUNK_REGISTRAR=f"127.0.0.1:{port}",
+            TOMSIP_TRUNK_USER="tomsip-trunk",
+            TOMSIP_TRUNK_PASSWORD="s3cret-pass",
+        )
+        assert reg.wait(timeout=30) == 0  # fails if no refresh came within 10 s of the first 200
+        assert srv.metric("tomsip_trunk_registered") == 1
+        assert srv.metric("tomsip_registration_failures_total") == 0
     finally:
         if reg.poll() is None:
             reg.kill()

@@ -153,3 +153,11 @@ def test_a_cough_pauses_the_reply_which_then_resumes_in_full(server: TomsipServe
     assert 100 <= gap <= 600, gap
     assert server.metric("tomsip_barge_ins_total") == before
     assert not any(near(t.hz, 800) for t in tones_of(rtp_peer))  # the cough was not a turn
+
+
+def test_bench_load_caller_runs_and_barges_in(server: TomsipServer) -> None:
+    """bench/capacity's caller, at two calls: it must work as a scenario before it is a load."""
+    before = server.metric("tomsip_barge_ins_total")
+    result = run_sipp("load_call", server.sip_port, "1000", calls=2)
+    assert result.ok, result.errors
+    assert server.wait_metric("tomsip_barge_ins_total", before + 2) == before + 2
