@@ -122,3 +122,63 @@ def read_sip_response(stream, timeout_s: float) -> str:  # type: ignore[no-untyp
                 break
             data += chunk
     return data.decode(errors="replace")
+
+
+def test_a_real_softphone_calls_over_tls_and_hears_greeting_and_reply(make_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Debian's baresip (1.0) as the caller: TLS signalling, a WAV of speech as its microphone, and its
+    sndfile module recording what it hears."""
+    import subprocess
+    import wave
+
+    import numpy as np
+
+    root = Path(__file__).parents[1]
+    for name in ("server", "client"):
+        subprocess.run(["bash", str(root / "certs" / "make-dev-cert.sh"), str(tmp_path / f"{name}.pem")], check=True)
+    speech = tmp_path / "speech.wav"
+    with wave.open(str(speech), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(bytes(8000 * 2 * 2) + speech_8k() + bytes(8000 * 2 * 8))
+    recordings = tmp_path / "heard"
+    recordings.mkdir()
+    conf = tmp_path / "baresip"
+    conf.mkdir()
+    (conf / "accounts").write_text("<sip:softphone@127.0.0.1;transport=tls>;regint=0;audio_codecs=PCMU\n")
+    (conf / "config").write_text(
+        "poll_method epoll\nsip_listen 127.0.0.1:0\nsip_verify_server no\n"
+        f"sip_certificate {tmp_path / 'client.pem'}\n"
+        f"audio_source aufile,{speech}\naudio_player aufile,{tmp_path / 'unused.wav'}\naudio_srate 8000\n"
+        f"snd_path {recordings}\nmodule_path /usr/lib/baresip/modules\n"
+        "module stdio.so\nmodule g711.so\nmodule aufile.so\nmodule sndfile.so\nmodule account.so\nmodule menu.so\n"
+    )
+    srv = make_server(tls_cert=tmp_path / "server.pem")
+    subprocess.run(
+        # -n pins the softphone to loopback; left alone it advertises the machine's own interface.
+        [
+            "baresip",
+            "-n",
+            "127.0.0.1",
+            "-f",
+            str(conf),
+            "-e",
+            f"/dial sip:1000@127.0.0.1:{srv.sip_port + 1}",
+            "-t",
+            "12",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=40,
+        check=False,
+    )
+    heard = sorted(recordings.glob("*-dec.wav"))
+    assert heard, "the softphone recorded nothing: the TLS call was not established"
+    with wave.open(str(heard[0])) as w:
+        samples = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(float)
+        rate = w.getframerate()
+    tones = find_tones(samples, rate)
+    assert near(tones[0].hz, 440) and abs(tones[0].length_ms - 800) <= 100, tones
+    assert any(near(t.hz, 600) and abs(t.length_ms - 2700) <= 500 for t in tones), tones
+    assert "transport=tls" in srv.log_text()
