@@ -20,8 +20,6 @@ log = logging.getLogger("tomsip")
 
 def _add_settings_options(parser: argparse.ArgumentParser) -> None:
     for name, field in Settings.model_fields.items():
-        if name == "config_file":
-            continue
         flag = "--" + name.replace("_", "-")
         env = "TOMSIP_" + name.upper()
         default = field.get_default(call_default_factory=True)

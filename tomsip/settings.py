@@ -34,7 +34,6 @@ class TomlFileSource(PydanticBaseSettingsSource):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOMSIP_", extra="ignore")
 
-    config_file: Path | None = Field(None, description="TOML file with any of these settings (TOMSIP_CONFIG_FILE)")
     sip_host: str = Field("127.0.0.1", description="SIP and media listen address, also advertised in SDP")
     sip_port: int = Field(5060, ge=1, le=65535, description="SIP port for UDP and TCP")
     sip_tls_port: int = Field(

@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from baresip import Account, BaresipError, CallFailed, Config, Runtime, UserAgent
+from baresip import Account, BaresipError, Config, Runtime, UserAgent
 from baresip.call import Call
-from baresip.events import Event, StackEvent
 
 from tomsip.audio.port import AudioPort
 from tomsip.monitor.logs import mask_uri
@@ -63,7 +62,6 @@ class BaresipEngine:
         self.clock = MediaClock(metrics)
         self._runtime: Runtime | None = None
         self._on_call: OnCall | None = None
-        self._live: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._registration: TrunkRegistration | None = None
 
@@ -119,7 +117,6 @@ class BaresipEngine:
         for transport, port in transports:
             ua = await UserAgent.create(self._runtime, self._account(transport, port), transfer_policy="reject")
             ua.on_incoming(lambda call, t=transport: self._incoming(call, t))
-        self._runtime.subscribe(self._on_stack_event)
         self.clock.start()
         if s.trunk_registrar:
             self._registration = TrunkRegistration(self._runtime, s, self.metrics)
@@ -138,18 +135,10 @@ class BaresipEngine:
         log.info(
             "incoming call from=%s transport=%s", mask_uri(info.caller), transport, extra={"call_id": info.call_id}
         )
-        self._live.add(call.handle)
         assert self._on_call is not None
         task = asyncio.get_running_loop().create_task(self._on_call(BaresipIncoming(call, info, self)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def _on_stack_event(self, event: StackEvent) -> None:
-        if event.event is Event.CALL_CLOSED:
-            self._live.discard(event.call)
-
-    def active_calls(self) -> int:
-        return len(self._live)
 
     async def stop(self) -> None:
         if self._registration:
@@ -161,6 +150,3 @@ class BaresipEngine:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._runtime is not None:
             await self._runtime.close()
-
-
-__all__ = ["BaresipEngine", "CallFailed", "EngineStartError"]
