@@ -1,0 +1,155 @@
+"""CallSession over an in-memory AudioPort: the contract the browser bridge will rely on.
+
+The port here is a stand-in for a transport (not what is under test); the session, FSM, VAD,
+end-pointer and mock brain are the real ones. Frames are fed one per event-loop iteration, which lets
+the turn tasks run between frames; timers are not exercised here (the FSM tests cover them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.support.pcap import read_udp
+from tomsip.audio.frames import FRAME_BYTES, SILENCE_FRAME
+from tomsip.audio.g711 import ulaw_to_pcm
+from tomsip.audio.resample import resample_once
+from tomsip.call.dialplan import DialplanModel, Route
+from tomsip.call.session import CallSession
+from tomsip.monitor.metrics import Metrics
+from tomsip.speech.mock import build_mock_pipeline
+from tomsip.store.memory import MemoryStore
+
+PCAP = Path(__file__).resolve().parents[1] / "sipp_scenarios" / "pcap" / "speech_short_pcmu.pcap"
+
+
+def speech_frames() -> list[bytes]:
+    pcm8k = b"".join(ulaw_to_pcm(p.payload[12:]) for p in read_udp(str(PCAP)))
+    pcm = resample_once(pcm8k, 8000, 16000)
+    return [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES)]
+
+
+class MemoryPort:
+    """Plays by moving one queued frame to `sent` per tick; records flushes, pauses and hang-ups."""
+
+    def __init__(self) -> None:
+        self.listener = None
+        self.queue: list[bytes] = []
+        self.sent: list[bytes] = []
+        self.partial = b""
+        self.flushes = 0
+        self.pauses = 0
+        self.paused = False
+        self.hung_up = False
+
+    call_id = "memory-1"
+    codec = "pcm16"
+
+    def attach(self, listener) -> None:  # type: ignore[no-untyped-def]
+        self.listener = listener
+
+    def play(self, pcm: bytes) -> None:
+        data = self.partial + pcm
+        cut = len(data) - len(data) % FRAME_BYTES
+        self.queue += [data[i : i + FRAME_BYTES] for i in range(0, cut, FRAME_BYTES)]
+        self.partial = data[cut:]
+
+    def end_of_reply(self) -> None:
+        if self.partial:
+            self.queue.append(self.partial.ljust(FRAME_BYTES, b"\0"))
+            self.partial = b""
+
+    def flush(self) -> int:
+        self.flushes += 1
+        self.paused = False
+        dropped = len(self.queue) * 20
+        self.queue.clear()
+        return dropped
+
+    def pause(self) -> None:
+        self.pauses += 1
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
+    @property
+    def played_ms(self) -> int:
+        return len(self.sent) * 20
+
+    @property
+    def playing(self) -> bool:
+        return bool(self.queue)
+
+    async def hangup(self) -> None:
+        self.hung_up = True
+
+    async def tick(self, frame: bytes = SILENCE_FRAME) -> None:
+        if self.queue and not self.paused:
+            self.sent.append(self.queue.pop(0))
+        assert self.listener is not None
+        self.listener.on_frame(frame)
+        await asyncio.sleep(0)
+
+
+def make_session(port: MemoryPort, options: dict[str, object] | None = None) -> tuple[CallSession, Metrics]:
+    plan = DialplanModel(name="t", default=True, options=options or {})
+    plan.settings.silence_ms = 500
+    metrics = Metrics()
+    brain = build_mock_pipeline().open(port.call_id, plan.options)
+    return CallSession(port, brain, Route(plan, "mock", None), MemoryStore(), metrics), metrics  # type: ignore[arg-type]
+
+
+async def run_frames(port: MemoryPort, frames: list[bytes]) -> None:
+    for frame in frames:
+        await port.tick(frame)
+
+
+@pytest.fixture
+def speech() -> list[bytes]:
+    return speech_frames()
+
+
+async def test_greeting_then_a_reply_as_long_as_the_utterance(speech: list[bytes]) -> None:
+    port = MemoryPort()
+    session, _ = make_session(port)
+    task = asyncio.create_task(session.run())
+    await asyncio.sleep(0)
+    await run_frames(port, [SILENCE_FRAME] * 60)
+    assert len(port.sent) == 40  # the 800 ms greeting played out
+    await run_frames(port, speech + [SILENCE_FRAME] * 250)
+    reply_frames = len(port.sent) - 40
+    assert abs(reply_frames * 20 - 2700) <= 400, reply_frames
+    assert session.fsm.state.value == "listening"
+    session.on_hangup("remote_hangup")
+    assert await task == "remote_hangup"
+    assert session.record.latencies_ms["turn"] >= 0
+
+
+async def test_speech_during_the_reply_pauses_then_flushes_it(speech: list[bytes]) -> None:
+    port = MemoryPort()
+    session, metrics = make_session(port)
+    task = asyncio.create_task(session.run())
+    await asyncio.sleep(0)
+    await run_frames(port, [SILENCE_FRAME] * 60 + speech + [SILENCE_FRAME] * 40)
+    assert session.fsm.state.value == "speaking"
+    await run_frames(port, speech[:5])  # 100 ms of the caller: paused, not yet flushed
+    assert port.pauses == 1 and port.flushes == 0
+    await run_frames(port, speech[5:20])
+    assert port.flushes == 1 and session.fsm.barge_ins == 1
+    assert metrics.barge_ins._value.get() == 1
+    session.on_hangup("remote_hangup")
+    await task
+
+
+async def test_a_failing_brain_ends_only_its_call_with_a_hangup(speech: list[bytes]) -> None:
+    port = MemoryPort()
+    session, metrics = make_session(port, {"mock_fail_on_reply": 1})
+    task = asyncio.create_task(session.run())
+    await asyncio.sleep(0)
+    await run_frames(port, [SILENCE_FRAME] * 60 + speech + [SILENCE_FRAME] * 40)
+    assert await asyncio.wait_for(task, 2) == "error"
+    assert port.hung_up
+    assert metrics.call_failures.labels(stage="turn")._value.get() == 1
