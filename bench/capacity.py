@@ -113,7 +113,7 @@ def start_tomsip(sip_port: int, http_port: int) -> subprocess.Popen[bytes]:
         "TOMSIP_SIP_HOST": "127.0.0.1",
         "TOMSIP_SIP_PORT": str(sip_port),
         "TOMSIP_HTTP_PORT": str(http_port),
-        "TOMSIP_MAX_CALLS": "2000",
+        "TOMSIP_MAX_CALLS": "250",  # the most one process can hold (docs/known-limits.md)
         "TOMSIP_INVITE_RATE": "1000",
         "TOMSIP_INVITE_BURST": "1000",
         "TOMSIP_RTP_PORTS": f"{RTP_LO}-{RTP_HI}",

@@ -64,7 +64,13 @@ class Settings(BaseSettings):
     http_host: str = Field("127.0.0.1", description="HTTP listen address (health, metrics)")
     http_port: int = Field(8080, ge=0, le=65535, description="HTTP port")
     redis_url: str | None = Field(None, description="redis://host:port/db; unset: the in-process store")
-    max_calls: int = Field(100, ge=1, description="Most concurrent calls; more are refused with 486")
+    max_calls: int = Field(
+        100,
+        ge=1,
+        le=250,
+        description="Most concurrent calls; more are refused with 486. The SIP stack numbers a user agent's "
+        "calls in 255 lines and a refused INVITE needs one too, so one process stops at 250: scale out",
+    )
     invite_rate: float = Field(20.0, gt=0, description="INVITEs per second allowed per source address")
     invite_burst: float = Field(40.0, ge=1, description="Burst of INVITEs allowed per source address")
     drain_timeout_s: float = Field(30.0, ge=0, description="On SIGTERM, how long live calls may go on before BYE")

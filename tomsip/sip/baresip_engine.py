@@ -30,7 +30,7 @@ log = logging.getLogger("tomsip.sip")
 
 CODEC_SPECS = {"pcmu": "pcmu", "pcma": "pcma", "g722": "g722/16000/1", "opus": "opus/48000/2"}
 ESTABLISH_TIMEOUT_S = 10.0
-NATIVE_CALL_HEADROOM = 64
+STACK_LINES = 255  # a user agent's call lines in the stack; the 256th INVITE gets its "500 Call Error"
 
 
 class EngineStartError(RuntimeError):
@@ -81,7 +81,8 @@ class BaresipEngine:
             lines.append(f"sip_certificate {s.sip_tls_cert}")
         return Config(
             net_interface=s.sip_host,
-            max_concurrent_calls=s.max_calls + NATIVE_CALL_HEADROOM,
+            # Above ours, so that calls past the limit reach tomsip's admission and are refused there.
+            max_concurrent_calls=STACK_LINES,
             expose_headers=("Via", "To"),
             rtp_timeout=s.rtp_timeout_s,
             native_log_level="warning",
