@@ -52,6 +52,7 @@ class StepResult:
     rss_mb: float
     gaps_ms: np.ndarray
     barge_ms: list[float]
+    refused: int = 0
 
     def line(self) -> str:
         def pct(a: np.ndarray | list[float], q: float) -> float:
@@ -69,7 +70,7 @@ class StepResult:
             else ""
         )
         return (
-            f"{self.server:6s} calls {self.calls:4d}  failed {self.failed:3d}  "
+            f"{self.server:6s} calls {self.calls:4d}  failed {self.failed:3d} (486 by admission {self.refused:3d})  "
             f"CPU {self.cpu_pct:5.1f} % ({self.cpu_pct / max(1, self.calls):.3f} %/call)  RSS {self.rss_mb:6.1f} MB  "
             f"gap p50 {pct(self.gaps_ms, 50):5.1f} p99 {pct(self.gaps_ms, 99):5.1f} "
             f"p99.9 {pct(self.gaps_ms, 99.9):5.1f} ms  {barge}{unmeasured}"
@@ -162,8 +163,22 @@ def start_echo(sip_port: int) -> subprocess.Popen[bytes]:
     return proc
 
 
-def run_step(server: str, pid: int, sip_port: int, calls: int, workdir: Path) -> StepResult:
+def admission_refusals(http_port: int | None) -> int:
+    """tomsip's count of calls it refused (486) at admission; 0 for the echo server."""
+    if http_port is None:
+        return 0
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=3) as resp:
+        lines = resp.read().decode().splitlines()
+    return int(sum(float(x.rsplit(" ", 1)[1]) for x in lines if x.startswith("tomsip_admission_refusals_total{")))
+
+
+def run_step(
+    server: str, pid: int, sip_port: int, calls: int, workdir: Path, http_port: int | None = None
+) -> StepResult:
     pcap = workdir / f"{server}-{calls}.pcap"
+    refused_before = admission_refusals(http_port)
     capture = subprocess.Popen(
         [
             "tcpdump",
@@ -212,12 +227,13 @@ def run_step(server: str, pid: int, sip_port: int, calls: int, workdir: Path) ->
     capture.send_signal(signal.SIGINT)
     capture.wait(timeout=10)
     failed = read_failed(stat, calls) if rc != 0 else 0
+    refused = admission_refusals(http_port) - refused_before
     gaps, barge = analyse(pcap)
     if not os.environ.get("BENCH_KEEP_PCAP"):
         pcap.unlink(missing_ok=True)
     else:
         print("kept", pcap)
-    return StepResult(server, calls, failed, cpu_pct, peak_rss, gaps, barge)
+    return StepResult(server, calls, failed, cpu_pct, peak_rss, gaps, barge, refused)
 
 
 def read_failed(stat: Path, calls: int) -> int:
@@ -308,7 +324,7 @@ def main() -> int:
         tomsip = start_tomsip(sip_port, http_port)
         try:
             for calls in steps:
-                result = run_step("tomsip", tomsip.pid, sip_port, calls, work)
+                result = run_step("tomsip", tomsip.pid, sip_port, calls, work, http_port)
                 results.append(result)
                 print(result.line(), flush=True)
                 if result.failed:
