@@ -13,6 +13,7 @@ from typing import Protocol
 
 from tomsip.audio.frames import FRAME_MS
 from tomsip.monitor.metrics import Metrics
+from tomsip.tasks import cancel_and_wait
 
 log = logging.getLogger("tomsip.media")
 
@@ -43,12 +44,7 @@ class MediaClock:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="media-clock")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -15,6 +15,7 @@ from baresip.events import Event, StackEvent
 
 from tomsip.monitor.metrics import Metrics
 from tomsip.settings import Settings
+from tomsip.tasks import cancel_and_wait
 
 log = logging.getLogger("tomsip.sip.register")
 
@@ -89,12 +90,7 @@ class TrunkRegistration:
             await self._lost.wait()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         if self._ua is not None and self.holding:
             try:
                 await self._ua.unregister(timeout=2)

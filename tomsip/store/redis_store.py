@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from tomsip.store.base import CallRecord, StoreUnavailable
+from tomsip.tasks import cancel_and_wait
 
 log = logging.getLogger("tomsip.store")
 
@@ -147,10 +148,5 @@ class RedisStore:
         deadline = time.monotonic() + flush_timeout_s
         while self._pending and time.monotonic() < deadline and self._healthy:
             await asyncio.sleep(0.02)
-        if self._writer:
-            self._writer.cancel()
-            try:
-                await self._writer
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._writer)
         await self._redis.aclose()
