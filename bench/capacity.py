@@ -11,7 +11,8 @@ onset to the server's last voiced packet of the interrupted reply) p50/p90/max. 
 concurrent calls held with 0 failures and tomsip's CPU per call as a ratio to the echo baseline.
 
     bench/capacity [--steps 50,100,200,250] [--echo-step 200]
-Needs sipp and tcpdump (root, for the capture on lo).
+Needs sipp and tcpdump (root, for the capture on lo). BENCH_KEEP_PCAP=DIR keeps the captures and the
+server log in DIR for a closer look.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.net import free_port  # noqa: E402
 from tests.support.pcap import read_udp  # noqa: E402
+from tests.support.server import TomsipServer  # noqa: E402
 from tomsip.audio.g711 import ULAW_DECODE  # noqa: E402
 
 SCENARIOS = ROOT / "sipp_scenarios"
@@ -78,6 +80,7 @@ class StepResult:
 
 
 def raise_fd_limit() -> None:
+    """Lift this process's open-file limit to its maximum; the servers and SIPp inherit it."""
     import resource
 
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -108,41 +111,18 @@ def wait_port_ready(proc: subprocess.Popen[bytes], marker: bytes, timeout_s: flo
     threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
 
 
-def start_tomsip(sip_port: int, http_port: int) -> subprocess.Popen[bytes]:
+def start_tomsip(log_path: Path) -> TomsipServer:
+    """One tomsip with the shipped dialplans, set up for load; TOMSIP_* in the environment wins."""
     env = {
-        **os.environ,
-        "TOMSIP_SIP_HOST": "127.0.0.1",
-        "TOMSIP_SIP_PORT": str(sip_port),
-        "TOMSIP_HTTP_PORT": str(http_port),
         "TOMSIP_MAX_CALLS": "250",  # the most one process can hold (docs/known-limits.md)
         "TOMSIP_INVITE_RATE": "1000",
         "TOMSIP_INVITE_BURST": "1000",
         "TOMSIP_RTP_PORTS": f"{RTP_LO}-{RTP_HI}",
         "TOMSIP_DIALPLANS": str(ROOT / "dialplans"),
-        "TOMSIP_PIPELINE": "mock",
         "TOMSIP_LOG_LEVEL": "warning",
-        **{k: v for k, v in os.environ.items() if k.startswith("TOMSIP_")},
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-u", "-m", "tomsip", "serve"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        preexec_fn=raise_fd_limit,
-    )
-    deadline = time.monotonic() + 20
-    import urllib.request
-
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=1) as r:
-                if r.status == 200:
-                    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
-                    return proc
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("tomsip did not start")
+    env.update({k: v for k, v in os.environ.items() if k.startswith("TOMSIP_")})
+    return TomsipServer(env=env, log_path=log_path).start()
 
 
 def start_echo(sip_port: int) -> subprocess.Popen[bytes]:
@@ -157,28 +137,23 @@ def start_echo(sip_port: int) -> subprocess.Popen[bytes]:
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        preexec_fn=raise_fd_limit,
     )
     wait_port_ready(proc, b"ready")
     return proc
 
 
-def admission_refusals(http_port: int | None) -> int:
+def admission_refusals(server: TomsipServer | None) -> int:
     """tomsip's count of calls it refused (486) at admission; 0 for the echo server."""
-    if http_port is None:
+    if server is None:
         return 0
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=3) as resp:
-        lines = resp.read().decode().splitlines()
-    return int(sum(float(x.rsplit(" ", 1)[1]) for x in lines if x.startswith("tomsip_admission_refusals_total{")))
+    return int(sum(v for k, v in server.metrics().items() if k.startswith("tomsip_admission_refusals_total{")))
 
 
 def run_step(
-    server: str, pid: int, sip_port: int, calls: int, workdir: Path, http_port: int | None = None
+    server: str, pid: int, sip_port: int, calls: int, workdir: Path, tomsip: TomsipServer | None = None
 ) -> StepResult:
     pcap = workdir / f"{server}-{calls}.pcap"
-    refused_before = admission_refusals(http_port)
+    refused_before = admission_refusals(tomsip)
     capture = subprocess.Popen(
         [
             "tcpdump",
@@ -207,13 +182,7 @@ def run_step(
         *("-p", str(free_port()), "-mp", str(free_port()), "-m", str(calls), "-l", str(calls), "-r", str(rate)),
         *("-timeout", "60s", "-timeout_error", "-nostdin", "-trace_stat", "-stf", str(stat), "-fd", "1"),
     ]
-    sipp = subprocess.Popen(
-        cmd,
-        cwd=SCENARIOS,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=raise_fd_limit,
-    )
+    sipp = subprocess.Popen(cmd, cwd=SCENARIOS, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ramp = calls / rate
     time.sleep(ramp + 1.0)
     cpu0, t0 = cpu_seconds(pid), time.monotonic()
@@ -227,7 +196,7 @@ def run_step(
     capture.send_signal(signal.SIGINT)
     capture.wait(timeout=10)
     failed = read_failed(stat, calls) if rc != 0 else 0
-    refused = admission_refusals(http_port) - refused_before
+    refused = admission_refusals(tomsip) - refused_before
     gaps, barge = analyse(pcap)
     if not os.environ.get("BENCH_KEEP_PCAP"):
         pcap.unlink(missing_ok=True)
@@ -312,6 +281,7 @@ def main() -> int:
     parser.add_argument("--steps", default="50,100,200,250", help="concurrent call counts to try, rising")
     parser.add_argument("--echo-step", type=int, default=200, help="concurrency for the echo baseline")
     args = parser.parse_args()
+    raise_fd_limit()
     steps = [int(s) for s in args.steps.split(",")]
     for tool in ("sipp", "tcpdump"):
         if subprocess.run(["which", tool], capture_output=True).returncode != 0:
@@ -320,19 +290,18 @@ def main() -> int:
     results: list[StepResult] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(os.environ.get("BENCH_KEEP_PCAP") or tmp)
-        sip_port, http_port = free_port(pair=True), free_port()
-        tomsip = start_tomsip(sip_port, http_port)
+        tomsip = start_tomsip(work / "tomsip.log")
+        assert tomsip.proc is not None
         try:
             for calls in steps:
-                result = run_step("tomsip", tomsip.pid, sip_port, calls, work, http_port)
+                result = run_step("tomsip", tomsip.proc.pid, tomsip.sip_port, calls, work, tomsip)
                 results.append(result)
                 print(result.line(), flush=True)
                 if result.failed:
                     break
                 time.sleep(3)
         finally:
-            tomsip.send_signal(signal.SIGTERM)
-            tomsip.wait(timeout=30)
+            tomsip.stop(timeout_s=30)
         echo_port = free_port(pair=True)
         echo = start_echo(echo_port)
         try:
