@@ -37,27 +37,17 @@ def speak_when_greeted(peer: RtpPeer, pt: int) -> threading.Thread:
         time.sleep(1.2)
         pcm8k = speech_8k()
         if pt == 8:
-            send_payloads(peer, pt, [(pcm_to_alaw(pcm8k[i : i + 320]), 160) for i in range(0, len(pcm8k) - 319, 320)])
-            return
-        from tests.support.codecs import encode_frames
+            payloads = [(pcm_to_alaw(pcm8k[i : i + 320]), 160) for i in range(0, len(pcm8k) - 319, 320)]
+        else:
+            from tests.support.codecs import encode_frames
 
-        send_payloads(peer, pt, encode_frames(pt, resample_once(pcm8k, 8000, 16000)))
+            payloads = encode_frames(pt, resample_once(pcm8k, 8000, 16000))
+        assert peer.server_addr is not None
+        peer.send(pt, payloads, peer.server_addr)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
-
-
-def send_payloads(peer: RtpPeer, pt: int, payloads: list[tuple[bytes, int]]) -> None:
-    from tests.support.pcap import rtp_packet
-
-    assert peer.server_addr is not None
-    start = time.monotonic()
-    ts = 0
-    for i, (payload, increment) in enumerate(payloads):
-        time.sleep(max(0.0, start + i * 0.02 - time.monotonic()))
-        peer.sock.sendto(rtp_packet(pt, i, ts, 0xC0DEC, payload, marker=i == 0), peer.server_addr)
-        ts += increment
 
 
 @pytest.mark.parametrize(("codec", "pt"), [("pcma", 8), ("g722", 9), ("opus", 111)])

@@ -27,15 +27,13 @@ def decode_packets(pt: int, packets: list[RtpIn]) -> tuple[int, list[tuple[int, 
     out: list[tuple[int, np.ndarray]] = []
     for p in sorted(packets, key=lambda p: p.seq):
         for frame in ctx.decode(av.Packet(p.payload)):
-            samples = frame.to_ndarray()
-            if samples.dtype != np.int16:
-                samples = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
-            if samples.ndim == 2 and samples.shape[0] > 1:
-                samples = samples.mean(axis=0).astype(np.int16) if not frame.format.is_planar else samples[0]
-            samples = samples.reshape(-1)
-            if frame.layout.nb_channels == 2 and not frame.format.is_planar:
-                samples = samples.reshape(-1, 2).mean(axis=1).astype(np.int16)
-            out.append(((p.ts * rate // clock), samples))
+            samples = frame.to_ndarray().astype(np.float64)
+            if frame.format.name.startswith(("flt", "dbl")):
+                samples = np.clip(samples, -1, 1) * 32767
+            # Planar frames are (channels, n); packed ones are (1, n * channels) interleaved.
+            channels = frame.layout.nb_channels
+            mono = samples.mean(axis=0) if frame.format.is_planar else samples.reshape(-1, channels).mean(axis=1)
+            out.append(((p.ts * rate // clock), mono.astype(np.int16)))
     return rate, out
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tomsip.audio.g711 import alaw_to_pcm, pcm_to_ulaw, ulaw_to_pcm
+from tomsip.audio.g711 import alaw_to_pcm, ulaw_to_pcm
 
 
 @dataclass(frozen=True)
@@ -110,12 +110,13 @@ class RtpPeer:
             out = soxr.resample(out, clock, rate)
         return out
 
-    def send_pcmu(self, pcm8k: bytes, dest: tuple[str, int], realtime: bool = True) -> None:
-        """Send 8 kHz PCM16 as 20 ms PCMU packets, paced in real time."""
+    def send(self, pt: int, payloads: list[tuple[bytes, int]], dest: tuple[str, int]) -> None:
+        """Send (payload, RTP timestamp increment) pairs as one RTP stream, one packet per 20 ms."""
         from tests.support.pcap import rtp_packet
 
         start = time.monotonic()
-        for i, off in enumerate(range(0, len(pcm8k) - 319, 320)):
-            if realtime:
-                time.sleep(max(0.0, start + i * 0.02 - time.monotonic()))
-            self.sock.sendto(rtp_packet(0, i, i * 160, 0x1234, pcm_to_ulaw(pcm8k[off : off + 320])), dest)
+        ts = 0
+        for i, (payload, increment) in enumerate(payloads):
+            time.sleep(max(0.0, start + i * 0.02 - time.monotonic()))
+            self.sock.sendto(rtp_packet(pt, i, ts, 0xC0DEC, payload, marker=i == 0), dest)
+            ts += increment
