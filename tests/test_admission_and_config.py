@@ -113,6 +113,8 @@ def test_settings_refuse_what_the_engine_cannot_do(monkeypatch: pytest.MonkeyPat
         Settings(sip_port=5060, sip_tls_port=5090, sip_tls_cert=Path("x.pem"))
     with pytest.raises(ValueError, match="codecs"):
         Settings(codecs=["g729"])
+    with pytest.raises(ValueError, match="rtp_ports"):
+        Settings(rtp_ports="99999-1")
     with pytest.raises(ValueError, match="max_calls"):
         Settings(max_calls=251)  # the stack's 255 lines per user agent, less room for refusals
     with pytest.raises(ValueError, match="trunk_user"):

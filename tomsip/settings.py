@@ -96,6 +96,10 @@ class Settings(BaseSettings):
             raise ValueError("sip_tls_port needs sip_tls_cert (see certs/make-dev-cert.sh)")
         if self.trunk_registrar and not (self.trunk_user and self.trunk_password):
             raise ValueError("trunk_registrar needs trunk_user and trunk_password")
+        low, high = (int(p) for p in self.rtp_ports.split("-"))
+        if not 1 <= low < high <= 65535:
+            # The stack ignores a range it cannot use without a word; say so here instead.
+            raise ValueError(f"rtp_ports must be LOW-HIGH with 1 <= LOW < HIGH <= 65535; got {self.rtp_ports}")
         allowed = {"pcmu", "pcma", "g722", "opus"}
         bad = [c for c in self.codecs if c not in allowed]
         if bad or not self.codecs:
