@@ -1,8 +1,10 @@
-"""Makes the caller media for the SIPp scenarios: espeak-ng speech as 20 ms G.711 RTP in pcap files.
+"""Makes the caller media for the SIPp scenarios and the test callers: speech as 20 ms G.711 RTP in
+pcap files. espeak-ng voices the mock-brain scenarios; the piper voice (the offline TTS package)
+voices the booking dialog, where the words must be recognised.
 
 Run from anywhere: `python sipp_scenarios/make_pcaps.py`. Needs espeak-ng and sox (the test command
-installs both). The outputs are committed, so running the scenarios needs neither; this script is
-how they were made and how to make more.
+installs both) and tomsip's own speech packages. The outputs are committed, so running the scenarios
+needs none of them; this script is how they were made and how to make more.
 """
 
 from __future__ import annotations
@@ -34,6 +36,26 @@ def speak_8k(text: str, voice: str = "en-us") -> bytes:
             check=True,
         )
         return raw.read_bytes()
+
+
+# What a caller says to the booking assistant (tests/test_local_speech_calls.py, bench/latency).
+PIPER_SENTENCES = {
+    "book_tuesday": "Hello, I would like to book an appointment for Tuesday at ten in the morning.",
+    "yes_please": "Yes, please.",
+    "ask_human": "Can I speak to a real person, please?",
+}
+
+
+def piper_8k(text: str) -> bytes:
+    from tomsip.audio.resample import resample_once
+    from tomsip.speech.inference import InferencePool
+    from tomsip.speech.local.piper_tts import PiperSpeech, load_piper
+
+    pool = InferencePool("make-pcaps", 1, 0)
+    speech = PiperSpeech(load_piper(), pool)
+    pcm16k = speech.speak_sync(text)
+    pool.close()
+    return resample_once(pcm16k, 16000, 8000)
 
 
 def cough_8k() -> bytes:
@@ -73,6 +95,9 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     seconds = g711_pcap(out / "cough_pcmu_again.pcap", cough_8k(), "pcmu", trailing_silence_ms=400, take=1)
     print(f"cough_pcmu_again.pcap: {seconds:.2f} s")
+    for name, text in PIPER_SENTENCES.items():
+        seconds = g711_pcap(out / f"{name}_pcmu.pcap", piper_8k(text), "pcmu")
+        print(f"{name}_pcmu.pcap: {seconds:.2f} s")
     for name, text in SENTENCES.items():
         pcm = speak_8k(text)
         for law in ("pcmu", "pcma"):

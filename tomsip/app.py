@@ -9,7 +9,7 @@ import time
 
 from aiohttp import web
 
-from tomsip.call.dialplan import Dialplans
+from tomsip.call.dialplan import DialplanError, Dialplans, Route
 from tomsip.call.session import CallSession
 from tomsip.monitor.health import health_routes
 from tomsip.monitor.logs import call_id_var
@@ -24,14 +24,27 @@ from tomsip.store.factory import build_store
 log = logging.getLogger("tomsip.app")
 
 
+def brain_options(route: Route) -> dict[str, object]:
+    """What a pipeline gets from the dialplan: its free [options] and the greeting."""
+    return {"greeting": route.plan.greeting, **route.plan.options}
+
+
 class App:
     def __init__(self, settings: Settings, engine: SipEngine | None = None) -> None:
         self.settings = settings
         self.metrics = Metrics()
         self.store = build_store(settings.redis_url, self.metrics)
         self.dialplans = Dialplans.load(settings.dialplans, settings.pipeline)
-        # Every pipeline a dialplan names is built now: a missing model or unknown name fails start-up.
-        self.pipelines: dict[str, Pipeline] = {name: build_pipeline(name) for name in self.dialplans.pipelines()}
+        # Every pipeline a dialplan names is built now, and every dialplan's options checked against its
+        # pipeline: a missing model, an unknown name or a bad option fails start-up, never a call.
+        self.pipelines: dict[str, Pipeline] = {
+            name: build_pipeline(name, settings, self.metrics) for name in sorted(self.dialplans.pipelines())
+        }
+        for route in self.dialplans.routes():
+            try:
+                self.pipelines[route.pipeline].check(brain_options(route))
+            except ValueError as exc:
+                raise DialplanError(f"{route.source or route.plan.name}: options: {exc}") from None
         self.admission = Admission(settings.max_calls, settings.invite_rate, settings.invite_burst)
         if engine is None:
             from tomsip.sip.baresip_engine import BaresipEngine
@@ -47,7 +60,7 @@ class App:
 
     def web_app(self) -> web.Application:
         app = web.Application()
-        app.add_routes(health_routes(self.metrics, self.readiness))
+        app.add_routes(health_routes(self.metrics, self.readiness, self.speech_probe))
         return app
 
     async def start(self) -> None:
@@ -80,6 +93,8 @@ class App:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.store.close()
+        for pipeline in self.pipelines.values():
+            pipeline.close()
         self._stopped.set()
 
     async def readiness(self) -> dict[str, object]:
@@ -92,6 +107,14 @@ class App:
             "active_calls": len(self.sessions),
             "max_calls": self.settings.max_calls,
         }
+
+    async def speech_probe(self) -> dict[str, object]:
+        """GET /healthz/speech_api: can the configured speech backend serve a call right now?"""
+        pipeline = self.pipelines.get(self.settings.pipeline) or next(iter(self.pipelines.values()))
+        try:
+            return await asyncio.wait_for(pipeline.probe(), 10)
+        except Exception as exc:  # noqa: BLE001 - the probe reports, it never raises
+            return {"pipeline": pipeline.name, "ok": False, "error": type(exc).__name__}
 
     # ---- calls ----
 
@@ -119,7 +142,7 @@ class App:
             return
         finally:
             self._answering -= 1
-        brain = self.pipelines[route.pipeline].open(info.call_id, route.plan.options)
+        brain = self.pipelines[route.pipeline].open(info.call_id, brain_options(route))
         session = CallSession(
             port,
             brain,

@@ -78,11 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from tomsip.call.dialplan import DialplanError
         from tomsip.sip.baresip_engine import EngineStartError
-        from tomsip.speech.registry import UnknownPipeline
+        from tomsip.speech.stages import PipelineError
 
         try:
             return asyncio.run(_serve(settings))
-        except (DialplanError, EngineStartError, UnknownPipeline) as exc:
+        except (DialplanError, EngineStartError, PipelineError) as exc:
             log.error("start-up failed: %s", exc)
             print(f"tomsip: {exc}", file=sys.stderr)
             return 2

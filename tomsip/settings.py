@@ -75,7 +75,28 @@ class Settings(BaseSettings):
     invite_burst: float = Field(40.0, ge=1, description="Burst of INVITEs allowed per source address")
     drain_timeout_s: float = Field(30.0, ge=0, description="On SIGTERM, how long live calls may go on before BYE")
     dialplans: Path = Field(Path("dialplans"), description="Folder of dialplan *.toml files")
-    pipeline: str = Field("mock", description="Default speech pipeline: mock")
+    pipeline: Literal["local", "llm", "realtime", "mock"] = Field(
+        "local",
+        description="Speech pipeline for dialplans that name none: local (offline whisper + rule responder + "
+        "piper), llm (offline STT/TTS around a hosted chat model), realtime (hosted speech-to-speech), mock",
+    )
+    stt_workers: int = Field(1, ge=1, le=16, description="Threads running speech-to-text inference")
+    stt_threads: int = Field(2, ge=1, le=16, description="CPU threads one speech-to-text inference may use")
+    tts_workers: int = Field(1, ge=1, le=16, description="Threads running text-to-speech inference")
+    inference_queue: int = Field(
+        16, ge=0, le=1000, description="Inference jobs that may wait for a worker; past it a turn apologises"
+    )
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible API base URL, e.g. https://host/v1")
+    llm_model: str = Field("gpt-4o-mini", description="Chat model name for the llm pipeline")
+    llm_api_key: SecretStr | None = Field(None, description="API key for the chat endpoint (Bearer)")
+    llm_timeout_s: float = Field(8.0, gt=0, le=120, description="Give up on a chat reply after this long")
+    llm_max_history: int = Field(20, ge=2, le=200, description="Chat messages kept per call")
+    realtime_url: str | None = Field(
+        None, description="Realtime speech-to-speech WebSocket URL, e.g. wss://host/v1/realtime?model=..."
+    )
+    realtime_api_key: SecretStr | None = Field(None, description="API key for the realtime endpoint (Bearer)")
+    realtime_voice: str = Field("alloy", description="Voice the realtime backend speaks with")
+    realtime_timeout_s: float = Field(10.0, gt=0, le=120, description="Give up on a realtime reply after this long")
     vad_aggressiveness: int = Field(2, ge=0, le=3, description="webrtcvad mode 0..3")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level")
 
@@ -100,6 +121,10 @@ class Settings(BaseSettings):
         if not 1 <= low < high <= 65535:
             # The stack ignores a range it cannot use without a word; say so here instead.
             raise ValueError(f"rtp_ports must be LOW-HIGH with 1 <= LOW < HIGH <= 65535; got {self.rtp_ports}")
+        if self.pipeline == "llm" and not self.llm_base_url:
+            raise ValueError("pipeline llm needs llm_base_url (TOMSIP_LLM_BASE_URL)")
+        if self.pipeline == "realtime" and not self.realtime_url:
+            raise ValueError("pipeline realtime needs realtime_url (TOMSIP_REALTIME_URL)")
         allowed = {"pcmu", "pcma", "g722", "opus"}
         bad = [c for c in self.codecs if c not in allowed]
         if bad or not self.codecs:

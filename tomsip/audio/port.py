@@ -72,3 +72,8 @@ class AudioPort(Protocol):
     async def hangup(self) -> None:
         """End the conversation from our side."""
         ...
+
+    async def transfer(self, target: str) -> bool:
+        """Hand the far end to `target` (SIP: a blind REFER). True once it was taken (our leg then
+        ends); False if refused or impossible on this transport."""
+        ...

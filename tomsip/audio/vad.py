@@ -68,7 +68,8 @@ class EndPointer:
     def __init__(self, silence_ms: int = 600, onset_ms: int = 40, max_utterance_ms: int = 30_000) -> None:
         if silence_ms < FRAME_MS or onset_ms < FRAME_MS:
             raise ValueError("silence and onset must be at least one frame")
-        self.silence_frames = silence_ms // FRAME_MS
+        self.default_silence_frames = silence_ms // FRAME_MS
+        self.silence_frames = self.default_silence_frames
         self.onset_frames = onset_ms // FRAME_MS
         self.max_frames = max_utterance_ms // FRAME_MS
         self.frame_index = 0
@@ -81,11 +82,33 @@ class EndPointer:
     def in_speech(self) -> bool:
         return self._in_speech
 
+    @property
+    def silent_ms(self) -> int:
+        """How long the caller has been quiet inside the current utterance."""
+        return self._silent_run * FRAME_MS if self._in_speech else 0
+
     def reset(self) -> None:
         """Forget a half-heard utterance (after the assistant starts a new turn)."""
         self._in_speech = False
         self._voiced_run = 0
         self._silent_run = 0
+        self.silence_frames = self.default_silence_frames
+
+    def set_silence_ms(self, ms: int) -> None:
+        """The silence that ends the current utterance (the turn-taking policy moves it once it knows
+        what was said); back to the default with the next utterance."""
+        self.silence_frames = max(1, ms // FRAME_MS)
+
+    def force_end(self) -> SpeechEnd | None:
+        """End the current utterance now (the policy decided the caller is done)."""
+        if not self._in_speech:
+            return None
+        last = self.frame_index - 1
+        span_frames = last - self._start_frame + 1
+        speech_frames = span_frames - self._silent_run
+        end = SpeechEnd(speech_frames * FRAME_MS, last - self._silent_run + 1)
+        self.reset()
+        return end
 
     def push(self, voiced: bool) -> list[EndPointEvent]:
         index = self.frame_index

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tomsip.call.fsm import FsmConfig
+from tomsip.call.turn_taking import TurnTakingPolicy
 
 
 class DialplanError(ValueError):
@@ -28,7 +29,21 @@ class ConversationSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     answer_after_ms: int = Field(0, ge=0, le=60_000, description="Let the call ring this long before answering")
-    silence_ms: int = Field(600, ge=100, le=5000, description="End of utterance after this much silence")
+    silence_ms: int = Field(
+        600, ge=100, le=5000, description="End of utterance after this much silence when it sounds unfinished"
+    )
+    speculate_after_ms: int = Field(
+        160, ge=0, le=2000, description="Transcribe during a pause this long (0: fixed silence rule only)"
+    )
+    complete_silence_ms: int = Field(
+        200, ge=20, le=5000, description="Silence that ends an utterance whose transcript is a complete sentence"
+    )
+    digits_silence_ms: int = Field(
+        1500, ge=100, le=10_000, description="Silence that ends an utterance while the caller reads out digits"
+    )
+    echo_return_loss_db: float = Field(
+        12.0, ge=0, le=60, description="How far down the line returns our own audio (echo gate for barge-in)"
+    )
     onset_ms: int = Field(40, ge=20, le=1000, description="Voiced time before speech counts as started")
     barge_in: bool = True
     barge_in_min_ms: int = Field(
@@ -86,6 +101,11 @@ class Route:
             max_no_input_prompts=s.max_no_input_prompts,
         )
 
+    @property
+    def turn_taking(self) -> TurnTakingPolicy:
+        s = self.plan.settings
+        return TurnTakingPolicy(s.silence_ms, s.speculate_after_ms, s.complete_silence_ms, s.digits_silence_ms)
+
 
 def _score(pattern: str, number: str) -> int | None:
     """How specifically `pattern` matches `number` (higher is better); None: no match."""
@@ -126,6 +146,10 @@ class Dialplans:
 
     def pipelines(self) -> set[str]:
         return {p.pipeline or self._default_pipeline for p, _ in self._plans}
+
+    def routes(self) -> list[Route]:
+        """Every plan as a route (for start-up checks)."""
+        return [Route(p, p.pipeline or self._default_pipeline, src) for p, src in self._plans]
 
     def route(self, number: str) -> Route | None:
         best: tuple[int, DialplanModel, Path | None] | None = None

@@ -83,10 +83,17 @@ class ReplyStarted:
 
 @dataclass(frozen=True)
 class ReplyFinished:
-    """All audio of turn `turn` is queued; `end_call` when the brain asked to hang up after it."""
+    """All audio of turn `turn` is queued; `end_call` when the brain asked to hang up after it,
+    `transfer_to` when it asked to hand the caller to that URI after it."""
 
     turn: int
     end_call: bool = False
+    transfer_to: str = ""
+
+
+@dataclass(frozen=True)
+class TransferFailed:
+    """The far end refused the transfer, or never reported its outcome."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,7 @@ Event = (
     | TimerFired
     | RemoteHangup
     | LocalHangupRequested
+    | TransferFailed
 )
 
 # ---- actions ----------------------------------------------------------------------------------
@@ -195,6 +203,13 @@ class Hangup:
 
 
 @dataclass(frozen=True)
+class TransferCall:
+    """Hand the caller to `target` (SIP REFER); the call ends when the far end takes it."""
+
+    target: str
+
+
+@dataclass(frozen=True)
 class CountBargeIn:
     """A barge-in happened (for metrics and the call record)."""
 
@@ -215,6 +230,7 @@ Action = (
     | StartTimer
     | CancelTimer
     | Hangup
+    | TransferCall
     | CountBargeIn
     | CallEnded
 )
@@ -233,6 +249,7 @@ class FsmConfig:
     no_input_ms: int = 10_000
     max_no_input_prompts: int = 2
     closing_guard_ms: int = 8_000
+    transfer_guard_ms: int = 40_000
 
 
 @dataclass
@@ -246,6 +263,8 @@ class CallFsm:
     end_reason: str = ""
     _reply_done: bool = False
     _end_after_reply: bool = False
+    _transfer_after_reply: str = ""
+    _transferring: bool = False
     _no_input_prompts: int = 0
     _started: bool = False
     _paused: bool = False
@@ -254,7 +273,7 @@ class CallFsm:
         if self.state is State.ENDED:
             return []
         if isinstance(event, RemoteHangup):
-            return self._end(event.reason, send_bye=False)
+            return self._end("transferred" if self._transferring else event.reason, send_bye=False)
         if isinstance(event, LocalHangupRequested):
             return self._end(event.reason, send_bye=True)
         handler = getattr(self, "_on_" + type(event).__name__, None)
@@ -266,6 +285,7 @@ class CallFsm:
         self.turn += 1
         self._reply_done = False
         self._end_after_reply = False
+        self._transfer_after_reply = ""
         return [StartTurn(self.turn, kind, speech_ms, digit)]
 
     def _interrupt(self) -> list[Action]:
@@ -363,6 +383,7 @@ class CallFsm:
             return []
         self._reply_done = True
         self._end_after_reply = event.end_call
+        self._transfer_after_reply = event.transfer_to
         return []
 
     def _on_ReplyFailed(self, event: ReplyFailed) -> list[Action]:
@@ -383,9 +404,30 @@ class CallFsm:
         self._paused = False
         if self.state is State.CLOSING:
             return resume + self._end(self.end_reason, send_bye=True)
+        if self._transfer_after_reply:
+            return resume + self._transfer(self._transfer_after_reply)
         if self._end_after_reply:
             return resume + self._close("completed")
         return resume + self._listen()
+
+    def _transfer(self, target: str) -> list[Action]:
+        """Hand over: the call stays up (CLOSING: the caller can no longer start turns) until the far
+        end takes the transfer and the stack ends our leg, or the guard timer runs out."""
+        self._transferring = True
+        self.state = State.CLOSING
+        self.end_reason = "transferred"
+        return [
+            CancelTimer(NO_INPUT_TIMER),
+            StartTimer(CLOSING_TIMER, self.config.transfer_guard_ms),
+            TransferCall(target),
+        ]
+
+    def _on_TransferFailed(self, _: TransferFailed) -> list[Action]:
+        if not self._transferring or self.state is not State.CLOSING:
+            return []
+        self._transferring = False
+        self.state = State.LISTENING  # _close interrupts nothing from here
+        return self._close("transfer_failed")
 
     def _on_DigitPressed(self, event: DigitPressed) -> list[Action]:
         if self.state is State.CLOSING:
@@ -402,7 +444,7 @@ class CallFsm:
                 return []
             return self._close("max_duration")
         if event.name == CLOSING_TIMER and self.state is State.CLOSING:
-            return self._end(self.end_reason, send_bye=True)
+            return self._end("transfer_timeout" if self._transferring else self.end_reason, send_bye=True)
         if event.name == NO_INPUT_TIMER and self.state is State.LISTENING:
             if self._no_input_prompts >= self.config.max_no_input_prompts:
                 return self._close("no_input")

@@ -1,19 +1,24 @@
 """CallSession: the thin asyncio driver around the pure call FSM.
 
-It listens to one AudioPort (frames, digits, hang-up), runs VAD and the end-pointer on each frame,
-feeds the FSM, and carries out its actions: running a turn of the brain as a task, flushing playout,
-arming timers, hanging up. Anything that goes wrong inside this call ends this call (BYE, a log line,
-a metric) and nothing else.
+It listens to one AudioPort (frames, digits, hang-up), runs VAD, the echo gate and the end-pointer on
+each frame, feeds the FSM, and carries out its actions: running a turn of the brain as a task,
+flushing playout, arming timers, transferring, hanging up. Anything that goes wrong inside this call
+ends this call (BYE, a log line, a metric) and nothing else.
+
+Turn-taking: during a pause the utterance so far is transcribed speculatively and the transcript
+decides how much silence ends the turn (tomsip/call/turn_taking.py); the turn then reuses it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import deque
 from collections.abc import Callable
 
+from tomsip.audio.echo_gate import EchoGate
 from tomsip.audio.frames import FRAME_MS
 from tomsip.audio.port import AudioPort
 from tomsip.audio.vad import EndPointer, SpeechEnd, SpeechStart, VoiceDetector, VoiceDuration, VoiceGap
@@ -21,7 +26,7 @@ from tomsip.call import fsm
 from tomsip.call.dialplan import Route
 from tomsip.monitor.logs import call_id_var
 from tomsip.monitor.metrics import Metrics
-from tomsip.speech.stages import CallBrain, TurnLatency, TurnRequest
+from tomsip.speech.stages import CallBrain, Transcript, TurnLatency, TurnRequest
 from tomsip.store.base import CallRecord, Store
 
 log = logging.getLogger("tomsip.call")
@@ -51,6 +56,11 @@ class CallSession:
         s = route.plan.settings
         self._vad = VoiceDetector(vad_aggressiveness)
         self._endpointer = EndPointer(s.silence_ms, s.onset_ms, s.max_utterance_ms)
+        self._policy = route.turn_taking
+        self._echo = EchoGate(s.echo_return_loss_db)
+        self._speculation: asyncio.Task[Transcript | None] | None = None
+        self._last_voiced_at = 0.0
+        self._speech_end_at = 0.0
         self._preroll: deque[bytes] = deque(maxlen=PREROLL_MS // FRAME_MS)
         self._utterance: list[bytes] = []
         self._turn_task: asyncio.Task[None] | None = None
@@ -105,6 +115,7 @@ class CallSession:
         self._timers.clear()
         if self._turn_task is not None:
             self._turn_task.cancel()
+        self._drop_speculation()
         if self._hangup_task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._hangup_task), 5)
@@ -129,6 +140,12 @@ class CallSession:
         if self.fsm.state is fsm.State.ENDED:
             return
         voiced = self._vad.is_speech(frame)
+        far_db = self._echo.far_level(self.port.played_ms // FRAME_MS)  # every frame: it is the gate's clock
+        if voiced and self._echo.is_echo_of(frame, far_db):
+            voiced = False
+            self.metrics.echo_suppressed_frames.inc()
+        if voiced:
+            self._last_voiced_at = time.perf_counter()
         if self._endpointer.in_speech:
             self._utterance.append(frame)
         else:
@@ -137,16 +154,65 @@ class CallSession:
             if isinstance(event, SpeechStart):
                 self._utterance = list(self._preroll)
                 self._preroll.clear()
+                self._drop_speculation()
                 self._feed(fsm.SpeechStarted())
             elif isinstance(event, VoiceDuration):
+                if self._speculation is not None:  # the caller went on: what was transcribed is stale
+                    self._drop_speculation("stale")
+                    self._endpointer.set_silence_ms(self._policy.silence_ms)
                 self._feed(fsm.SpeechContinues(event.speech_ms))
             elif isinstance(event, VoiceGap):
+                if event.silent_ms == self._policy.speculate_after_ms:
+                    self._speculate()
                 self._feed(fsm.SpeechGap(event.silent_ms, event.speech_ms))
             elif isinstance(event, SpeechEnd):
-                self._feed(fsm.UtteranceEnded(event.speech_ms))
+                self._end_utterance(event)
         if self._awaiting_playout and not self.port.playing:
             turn, self._awaiting_playout = self._awaiting_playout, 0
             self._feed(fsm.PlayoutDone(turn))
+
+    def _end_utterance(self, event: SpeechEnd) -> None:
+        self._speech_end_at = self._last_voiced_at
+        self._feed(fsm.UtteranceEnded(event.speech_ms))
+        if self.fsm.state is not fsm.State.THINKING:
+            self._drop_speculation()  # not a turn (a cough while we spoke): nobody needs the transcript
+
+    # ---- speculative transcription (turn-taking) ----
+
+    def _speculate(self) -> None:
+        """The caller paused: transcribe what they said so far while we wait to see if they go on."""
+        if not self._policy.speculative or self.fsm.state is not fsm.State.LISTENING:
+            return
+        self._drop_speculation("stale")
+        audio = b"".join(self._utterance)
+        self._endpointer.set_silence_ms(self._policy.pending_silence_ms)
+        task = asyncio.get_running_loop().create_task(self.brain.transcribe(audio))
+        self._speculation = task
+        task.add_done_callback(self._on_speculation)
+
+    def _on_speculation(self, task: asyncio.Task[Transcript | None]) -> None:
+        if task is not self._speculation or task.cancelled():
+            return
+        try:
+            transcript = task.result()
+            if not self._endpointer.in_speech:
+                return  # the utterance already ended; the turn awaits this task itself
+            need = self._policy.silence_for(transcript.text) if transcript else self._policy.silence_ms
+            if self._endpointer.silent_ms >= need:
+                end = self._endpointer.force_end()
+                if end is not None:
+                    self._end_utterance(end)
+            else:
+                self._endpointer.set_silence_ms(need)
+        except Exception as exc:  # noqa: BLE001 - one call's failure ends one call
+            self._fail("turn_taking", exc)
+
+    def _drop_speculation(self, outcome: str = "") -> None:
+        if self._speculation is not None:
+            if outcome:
+                self.metrics.speculative_stt.labels(outcome=outcome).inc()
+            self._speculation.cancel()
+            self._speculation = None
 
     def on_dtmf(self, digit: str) -> None:
         self.metrics.dtmf_digits.inc()
@@ -170,6 +236,7 @@ class CallSession:
         for action in actions:
             self._do(action)
         if self.fsm.state is not before:
+            self.log.debug("%s -> %s on %s", before.value, self.fsm.state.value, type(event).__name__)
             self.record.state = self.fsm.state.value
             self.record.last_activity = self._wall()
             self._save()
@@ -185,6 +252,7 @@ class CallSession:
                 self._awaiting_playout = 0
         elif isinstance(action, fsm.FlushPlayout):
             self.port.flush()
+            self._echo.on_flush(self.port.played_ms // FRAME_MS)
         elif isinstance(action, fsm.PausePlayout):
             self.port.pause()
         elif isinstance(action, fsm.ResumePlayout):
@@ -199,6 +267,8 @@ class CallSession:
             self.metrics.barge_ins.inc()
             self.record.barge_ins = self.fsm.barge_ins
             self.log.info("barge-in: reply interrupted")
+        elif isinstance(action, fsm.TransferCall):
+            self._hangup_task = asyncio.get_running_loop().create_task(self._transfer(action.target))
         elif isinstance(action, fsm.Hangup):
             self._hangup_task = asyncio.get_running_loop().create_task(self._hangup(action.reason))
         elif isinstance(action, fsm.CallEnded):
@@ -224,6 +294,16 @@ class CallSession:
         except Exception:  # noqa: BLE001 - the far end may be gone already
             self.log.warning("hang-up failed; the call is considered ended")
 
+    async def _transfer(self, target: str) -> None:
+        self.log.info("transferring the caller")
+        try:
+            taken = await self.port.transfer(target)
+        except Exception:
+            self.log.exception("transfer raised")
+            taken = False
+        if not taken:
+            self._feed(fsm.TransferFailed())
+
     def _fail(self, stage: str, exc: BaseException) -> None:
         self.metrics.call_failures.labels(stage=stage).inc()
         self.log.error("call failed in %s: %s: %s", stage, type(exc).__name__, exc, exc_info=exc)
@@ -242,29 +322,51 @@ class CallSession:
         if self._turn_task is not None:
             self._turn_task.cancel()
         audio = b""
+        speculation = None
         if action.kind is fsm.TurnKind.UTTERANCE:
             audio = b"".join(self._utterance)
+            speculation, self._speculation = self._speculation, None
+        else:
+            self._drop_speculation()
         self._utterance = []
         request = TurnRequest(action.turn, action.kind, audio, action.speech_ms, action.digit)
         self._turn_task_turn = action.turn
-        self._turn_task = asyncio.get_running_loop().create_task(self._run_turn(request))
+        speech_end = self._speech_end_at if action.kind is fsm.TurnKind.UTTERANCE else 0.0
+        self._turn_task = asyncio.get_running_loop().create_task(self._run_turn(request, speculation, speech_end))
 
-    async def _run_turn(self, request: TurnRequest) -> None:
+    async def _run_turn(
+        self,
+        request: TurnRequest,
+        speculation: asyncio.Task[Transcript | None] | None = None,
+        speech_end: float = 0.0,
+    ) -> None:
         latency = TurnLatency()
         started = time.perf_counter()
         end_call = False
+        transfer_to = ""
         first = True
         try:
+            if speculation is not None:
+                transcript = await speculation  # recognised during the pause, or still on its way
+                self.metrics.speculative_stt.labels(outcome="used" if transcript else "failed").inc()
+                if transcript is not None:
+                    request = dataclasses.replace(request, transcript=transcript)
+                    latency.stt_ms = (time.perf_counter() - started) * 1000  # what the turn still waited
             async for chunk in self.brain.turn(request, latency):
                 end_call = end_call or chunk.end_call
+                transfer_to = transfer_to or chunk.transfer_to
                 if chunk.pcm:
                     self.port.play(chunk.pcm)
+                    self._echo.on_play(chunk.pcm)
                     if first:
                         first = False
+                        if speech_end:
+                            latency.speech_end_to_audio_ms = (time.perf_counter() - speech_end) * 1000
                         self._feed(fsm.ReplyStarted(request.turn))
             if first and end_call is False:
                 self.log.debug("turn %d produced no audio", request.turn)
             self.port.end_of_reply()
+            self._echo.on_end_of_reply()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - one turn's failure ends this call only
@@ -276,7 +378,7 @@ class CallSession:
             self._record_latency(latency)
             self._awaiting_playout = request.turn
             self.record.turns = request.turn
-            self._feed(fsm.ReplyFinished(request.turn, end_call))
+            self._feed(fsm.ReplyFinished(request.turn, end_call, transfer_to))
         except Exception as exc:  # noqa: BLE001
             self._fail("turn", exc)
 
@@ -286,6 +388,7 @@ class CallSession:
             "responder_first": latency.responder_first_ms,
             "tts_first": latency.tts_first_ms,
             "turn": latency.first_audio_ms,
+            "speech_end_to_audio": latency.speech_end_to_audio_ms,
         }
         for stage, ms in stages.items():
             if ms is not None:

@@ -46,6 +46,36 @@ class Metrics:
             buckets=LATENCY_BUCKETS_S,
             registry=r,
         )
+        self.api_errors = Counter(
+            "tomsip_api_errors_total",
+            "Speech stages that could not serve a turn (hosted API errors, timeouts, malformed events, overload)",
+            ["backend", "kind"],
+            registry=r,
+        )
+        self.inference_queue_wait_seconds = Histogram(
+            "tomsip_inference_queue_wait_seconds",
+            "Time a model inference job waited for a worker thread",
+            ["stage"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0),
+            registry=r,
+        )
+        self.speech_to_speech_latency_ms = Histogram(
+            "tomsip_speech_to_speech_latency_ms",
+            "Speech-to-speech backend: caller's speech end (server VAD) to the first reply audio, in ms",
+            buckets=(100, 200, 300, 400, 500, 750, 1000, 1500, 2000, 3000, 5000),
+            registry=r,
+        )
+        self.speculative_stt = Counter(
+            "tomsip_speculative_stt_total",
+            "Transcriptions started during the caller's pause, by what became of them",
+            ["outcome"],
+            registry=r,
+        )
+        self.echo_suppressed_frames = Counter(
+            "tomsip_echo_suppressed_frames_total",
+            "Voiced caller frames taken for the assistant's own echo and not for speech",
+            registry=r,
+        )
         self.store_errors = Counter("tomsip_store_errors_total", "Store operations that failed", ["op"], registry=r)
         self.store_dropped_writes = Counter("tomsip_store_dropped_writes_total", "Store writes given up on", registry=r)
         self.registration_failures = Counter(

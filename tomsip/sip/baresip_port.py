@@ -134,6 +134,14 @@ class BaresipPort:
             except BaresipError:
                 pass
 
+    async def transfer(self, target: str) -> bool:
+        try:
+            await self._call.transfer(target)
+        except (BaresipError, ValueError) as exc:
+            log.info("transfer failed: %s", type(exc).__name__, extra={"call_id": self._call_id})
+            return False
+        return True
+
     # ---- media clock ----
 
     def pump(self) -> None:

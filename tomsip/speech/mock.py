@@ -21,7 +21,7 @@ failure ends only that call.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from functools import lru_cache
 
 import numpy as np
@@ -86,7 +86,7 @@ def _tone_text(tone: tuple[int, int]) -> ReplyText:
 
 
 class MockResponder:
-    def open(self, call_id: str, options: dict[str, object]) -> MockConversation:
+    def open(self, call_id: str, options: Mapping[str, object]) -> MockConversation:
         fail = options.get("mock_fail_on_reply")
         return MockConversation(int(fail) if isinstance(fail, int) else None)
 

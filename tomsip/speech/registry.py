@@ -1,28 +1,47 @@
-"""Pipelines by name (TOMSIP_PIPELINE and the dialplan's `pipeline`). Built once per process."""
+"""Pipelines by name (TOMSIP_PIPELINE and the dialplan's `pipeline`). Each is built once per process,
+at start-up, so that a missing model package or a bad hosted-API setting stops start-up with a clear
+message instead of failing the first call.
+
+| name     | STT                | responder                           | TTS          |
+|----------|--------------------|-------------------------------------|--------------|
+| mock     | duration           | tones (tests, load tests)           | tones        |
+| local    | faster-whisper     | the dialplan's rule responder       | piper        |
+| llm      | faster-whisper     | OpenAI-compatible chat completions  | piper        |
+| realtime | one hosted speech-to-speech session (OpenAI Realtime protocol) |  |
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from tomsip.speech.stages import Pipeline
+from tomsip.monitor.metrics import Metrics
+from tomsip.settings import Settings
+from tomsip.speech.stages import Pipeline, PipelineError
 
 
-def _mock() -> Pipeline:
+def _mock(settings: Settings, metrics: Metrics) -> Pipeline:
     from tomsip.speech.mock import build_mock_pipeline
 
     return build_mock_pipeline()
 
 
-BUILDERS: dict[str, Callable[[], Pipeline]] = {"mock": _mock}
+def _local(settings: Settings, metrics: Metrics) -> Pipeline:
+    from tomsip.speech.booking import BookingResponder
+    from tomsip.speech.local.pipeline import build_offline_pipeline
+
+    return build_offline_pipeline("local", BookingResponder(), settings, metrics)
 
 
-class UnknownPipeline(ValueError):
+BUILDERS: dict[str, Callable[[Settings, Metrics], Pipeline]] = {"mock": _mock, "local": _local}
+
+
+class UnknownPipeline(PipelineError):
     pass
 
 
-def build_pipeline(name: str) -> Pipeline:
+def build_pipeline(name: str, settings: Settings, metrics: Metrics) -> Pipeline:
     try:
         builder = BUILDERS[name]
     except KeyError:
         raise UnknownPipeline(f"unknown pipeline {name!r}; known: {', '.join(sorted(BUILDERS))}") from None
-    return builder()
+    return builder(settings, metrics)

@@ -3,24 +3,35 @@
 Text streams from the responder piece by piece and each piece is spoken as soon as it arrives, so the
 first sentence plays while the responder is still writing. Cancelling the iterating task (barge-in)
 cancels whichever stage is awaiting.
+
+A stage that cannot serve a turn (a hosted API error or timeout, an overloaded inference queue)
+raises SpeechStageError: the caller hears a short apology, the error is counted, and the call goes on.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from tomsip.call.fsm import TurnKind
+from tomsip.monitor.metrics import Metrics
 from tomsip.speech.stages import (
     Conversation,
     ReplyAudio,
+    ReplyText,
     Responder,
+    SpeechStageError,
     SpeechToText,
     TextToSpeech,
     Transcript,
     TurnLatency,
     TurnRequest,
 )
+
+log = logging.getLogger("tomsip.speech")
+
+APOLOGY = "Sorry, I had a problem there. Could you say that again?"
 
 
 class StagedBrain:
@@ -29,46 +40,101 @@ class StagedBrain:
         stt: SpeechToText,
         conversation: Conversation,
         tts: TextToSpeech,
+        metrics: Metrics | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._stt = stt
         self._conversation = conversation
         self._tts = tts
+        self._metrics = metrics
         self._clock = clock
+
+    @property
+    def conversation(self) -> Conversation:
+        return self._conversation
+
+    async def transcribe(self, audio: bytes) -> Transcript | None:
+        try:
+            return await self._stt.transcribe(audio)
+        except SpeechStageError as exc:
+            self._count(exc)
+            return None
 
     async def turn(self, request: TurnRequest, latency: TurnLatency) -> AsyncIterator[ReplyAudio]:
         start = self._clock()
-        transcript: Transcript | None = None
-        if request.kind is TurnKind.UTTERANCE and request.audio:
-            transcript = await self._stt.transcribe(request.audio)
-            latency.stt_ms = (self._clock() - start) * 1000
-        responder_start = self._clock()
-        async for piece in self._conversation.respond(request, transcript):
-            if latency.responder_first_ms is None:
-                latency.responder_first_ms = (self._clock() - responder_start) * 1000
-            spoke = False
-            tts_start = self._clock()
-            async for pcm in self._tts.synthesize(piece.text):
-                if latency.tts_first_ms is None:
-                    latency.tts_first_ms = (self._clock() - tts_start) * 1000
-                    latency.first_audio_ms = (self._clock() - start) * 1000
-                spoke = True
-                yield ReplyAudio(pcm, piece.end_call)
-            if piece.end_call and not spoke:
-                yield ReplyAudio(b"", True)
+        try:
+            transcript = request.transcript
+            if transcript is None and request.kind is TurnKind.UTTERANCE and request.audio:
+                transcript = await self._stt.transcribe(request.audio)
+                latency.stt_ms = (self._clock() - start) * 1000
+            responder_start = self._clock()
+            async for piece in self._conversation.respond(request, transcript):
+                if latency.responder_first_ms is None:
+                    latency.responder_first_ms = (self._clock() - responder_start) * 1000
+                async for chunk in self._speak(piece, latency, start):
+                    yield chunk
+        except SpeechStageError as exc:
+            self._count(exc)
+            log.warning("speech stage failed, apologising: %s", exc)
+            async for chunk in self._speak(ReplyText(APOLOGY), latency, start):
+                yield chunk
+
+    async def _speak(self, piece: ReplyText, latency: TurnLatency, start: float) -> AsyncIterator[ReplyAudio]:
+        spoke = False
+        tts_start = self._clock()
+        async for pcm in self._tts.synthesize(piece.text):
+            if latency.tts_first_ms is None:
+                latency.tts_first_ms = (self._clock() - tts_start) * 1000
+                latency.first_audio_ms = (self._clock() - start) * 1000
+            spoke = True
+            yield ReplyAudio(pcm, piece.end_call, piece.transfer_to)
+        if (piece.end_call or piece.transfer_to) and not spoke:
+            yield ReplyAudio(b"", piece.end_call, piece.transfer_to)
+
+    def _count(self, exc: SpeechStageError) -> None:
+        if self._metrics is not None:
+            self._metrics.api_errors.labels(backend=exc.backend, kind=exc.kind).inc()
 
     async def close(self) -> None:
         return None
 
 
 class StagedPipeline:
-    """Process-wide STT, responder and TTS; one StagedBrain per call."""
+    """Process-wide STT, responder and TTS (models load once, in the constructor's caller); one
+    StagedBrain per call."""
 
-    def __init__(self, name: str, stt: SpeechToText, responder: Responder, tts: TextToSpeech) -> None:
+    def __init__(
+        self,
+        name: str,
+        stt: SpeechToText,
+        responder: Responder,
+        tts: TextToSpeech,
+        metrics: Metrics | None = None,
+        on_close: Callable[[], None] | None = None,
+        probe: Callable[[], object] | None = None,
+    ) -> None:
         self.name = name
         self._stt = stt
         self._responder = responder
         self._tts = tts
+        self._metrics = metrics
+        self._on_close = on_close
+        self._probe = probe
 
-    def open(self, call_id: str, options: dict[str, object]) -> StagedBrain:
-        return StagedBrain(self._stt, self._responder.open(call_id, options), self._tts)
+    def open(self, call_id: str, options: Mapping[str, object]) -> StagedBrain:
+        return StagedBrain(self._stt, self._responder.open(call_id, options), self._tts, self._metrics)
+
+    def check(self, options: Mapping[str, object]) -> None:
+        self._responder.open("start-up-check", options)
+
+    async def probe(self) -> dict[str, object]:
+        if self._probe is None:
+            return {"pipeline": self.name, "ok": True, "backend": "local"}
+        result = self._probe()
+        if hasattr(result, "__await__"):
+            result = await result  # type: ignore[misc]
+        return {"pipeline": self.name, **result}  # type: ignore[dict-item]
+
+    def close(self) -> None:
+        if self._on_close is not None:
+            self._on_close()

@@ -8,11 +8,17 @@ task that iterates the reply, and that cancellation reaches whatever stage is wo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from tomsip.call.fsm import TurnKind
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    confidence: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -24,20 +30,17 @@ class TurnRequest:
     audio: bytes = b""
     speech_ms: int = 0
     digit: str = ""
-
-
-@dataclass(frozen=True)
-class Transcript:
-    text: str
-    confidence: float = 1.0
+    transcript: Transcript | None = None  # already recognised during the pause (speculative STT)
 
 
 @dataclass(frozen=True)
 class ReplyText:
-    """A piece of the responder's reply; `end_call` asks to hang up after it is spoken."""
+    """A piece of the responder's reply; `end_call` asks to hang up after it is spoken, `transfer_to`
+    to hand the caller to that SIP URI (REFER) after it is spoken."""
 
     text: str
     end_call: bool = False
+    transfer_to: str = ""
 
 
 @dataclass
@@ -46,6 +49,7 @@ class ReplyAudio:
 
     pcm: bytes
     end_call: bool = False
+    transfer_to: str = ""
 
 
 @dataclass
@@ -56,7 +60,25 @@ class TurnLatency:
     responder_first_ms: float | None = None
     tts_first_ms: float | None = None
     first_audio_ms: float | None = None
+    speech_end_to_audio_ms: float | None = None  # caller's last voiced frame -> first reply audio queued
     extra: dict[str, float] = field(default_factory=dict)
+
+
+class PipelineError(ValueError):
+    """A pipeline cannot be built: unknown name, missing model package, incomplete hosted-API settings,
+    or dialplan options it cannot work with. Raised at start-up, never during a call."""
+
+
+class SpeechStageError(RuntimeError):
+    """A stage could not serve this turn (hosted API error or timeout, malformed answer, overload).
+
+    The call goes on: the brain apologises and counts it in api_errors_total. Anything else a stage
+    raises is a bug and ends only this call."""
+
+    def __init__(self, backend: str, kind: str, detail: str = "") -> None:
+        super().__init__(f"{backend}: {kind}{': ' + detail if detail else ''}")
+        self.backend = backend
+        self.kind = kind
 
 
 class SpeechToText(Protocol):
@@ -70,7 +92,9 @@ class Conversation(Protocol):
 
 
 class Responder(Protocol):
-    def open(self, call_id: str, options: dict[str, object]) -> Conversation: ...
+    def open(self, call_id: str, options: Mapping[str, object]) -> Conversation:
+        """A conversation for one call; raises ValueError on bad dialplan options (checked at start-up)."""
+        ...
 
 
 class TextToSpeech(Protocol):
@@ -82,6 +106,10 @@ class CallBrain(Protocol):
 
     def turn(self, request: TurnRequest, latency: TurnLatency) -> AsyncIterator[ReplyAudio]: ...
 
+    async def transcribe(self, audio: bytes) -> Transcript | None:
+        """Recognise an utterance ahead of its turn (speculative STT); None if this brain has no STT."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -90,4 +118,14 @@ class Pipeline(Protocol):
 
     name: str
 
-    def open(self, call_id: str, options: dict[str, object]) -> CallBrain: ...
+    def open(self, call_id: str, options: Mapping[str, object]) -> CallBrain: ...
+
+    def check(self, options: Mapping[str, object]) -> None:
+        """Raise ValueError if a dialplan's options cannot work with this pipeline (at start-up)."""
+        ...
+
+    async def probe(self) -> dict[str, object]:
+        """Is the backend usable right now? (GET /healthz/speech_api)"""
+        ...
+
+    def close(self) -> None: ...

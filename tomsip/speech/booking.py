@@ -1,0 +1,194 @@
+"""The appointment-booking assistant: a rule/intent responder configured by the dialplan.
+
+It asks for a day and a time, confirms them, and says goodbye; it repeats itself on request, hands
+the caller to a human (a REFER to the dialplan's `transfer_uri`) when asked or when it keeps failing
+to understand, and re-prompts on silence and on empty transcripts. Replies start with a short
+sentence ("Tuesday.", "Sorry.") so that TTS has the first audio out quickly.
+
+Dialplan [options] (all optional):
+  responder = "booking"
+  transfer_uri = "sip:frontdesk@example.com"   # where "a human, please" goes; unset: no transfer
+  open_days = ["Monday", ..., "Friday"]
+  open_hours = [9, 17]                          # first and last bookable hour (24 h)
+  business = "the clinic"                       # how the assistant names the place
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+from tomsip.call.fsm import TurnKind
+from tomsip.speech import intents
+from tomsip.speech.stages import ReplyText, Transcript, TurnRequest
+
+MAX_MISUNDERSTOOD = 3
+DEFAULT_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")
+
+
+class Step(enum.Enum):
+    ASK = "ask"  # collecting day and time
+    CONFIRM = "confirm"  # both known, waiting for yes/no
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class BookingOptions:
+    transfer_uri: str = ""
+    open_days: tuple[str, ...] = DEFAULT_DAYS
+    open_hours: tuple[int, int] = (9, 17)
+    business: str = "us"
+    greeting: str = "Hello, this is the booking line. Which day and time would you like to come in?"
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, object]) -> BookingOptions:
+        def text(key: str, default: str) -> str:
+            value = options.get(key, default)
+            return str(value) if value is not None else default
+
+        days = options.get("open_days", DEFAULT_DAYS)
+        hours = options.get("open_hours", (9, 17))
+        if not isinstance(days, (list, tuple)) or not all(isinstance(d, str) for d in days):
+            raise ValueError("open_days must be a list of day names")
+        if not (isinstance(hours, (list, tuple)) and len(hours) == 2 and all(isinstance(h, int) for h in hours)):
+            raise ValueError("open_hours must be [first, last] hours")
+        return cls(
+            transfer_uri=text("transfer_uri", ""),
+            open_days=tuple(d.capitalize() for d in days),
+            open_hours=(int(hours[0]), int(hours[1])),
+            business=text("business", "us"),
+            greeting=text("greeting", cls.greeting),
+        )
+
+
+class BookingConversation:
+    """One caller's booking dialog: slots, the last prompt (for "repeat that") and failure count."""
+
+    def __init__(self, options: BookingOptions) -> None:
+        self.options = options
+        self.step = Step.ASK
+        self.day: str | None = None
+        self.time: intents.TimeOfDay | None = None
+        self.misunderstood = 0
+        self.last_prompt = options.greeting
+        self.booked = False
+
+    async def respond(self, request: TurnRequest, transcript: Transcript | None) -> AsyncIterator[ReplyText]:
+        for reply in self.reply(request, transcript):
+            yield reply
+
+    # ---- the dialog, synchronous and pure ----
+
+    def reply(self, request: TurnRequest, transcript: Transcript | None) -> list[ReplyText]:
+        kind = request.kind
+        if kind is TurnKind.GREETING:
+            return self._say(self.options.greeting)
+        if kind is TurnKind.GOODBYE:
+            return [ReplyText("Thank you for calling. Goodbye!")]
+        if kind is TurnKind.NO_INPUT:
+            return self._say("Are you still there? " + self._question())
+        if kind is TurnKind.DIGIT:
+            return self._on_digit(request.digit)
+        text = transcript.text.strip() if transcript else ""
+        if not text:
+            return self._say("Sorry, I didn't hear that. " + self._question())
+        return self._on_text(text)
+
+    def _on_digit(self, digit: str) -> list[ReplyText]:
+        if digit == "0":
+            return self._to_human()
+        if self.step is Step.CONFIRM and digit in "12":
+            return self._on_text("yes" if digit == "1" else "no")
+        return self._say("Please just tell me the day and time you would like.")
+
+    def _on_text(self, text: str) -> list[ReplyText]:
+        if intents.HUMAN.search(text):
+            return self._to_human()
+        if intents.REPEAT.search(text):
+            return [ReplyText("Sure."), ReplyText(self.last_prompt)]
+        if intents.GOODBYE.search(text) and not intents.find_day(text) and not intents.find_time(text):
+            return [ReplyText("Okay.", end_call=True)]
+        if self.step is Step.CONFIRM:
+            day, time = intents.find_day(text), intents.find_time(text)
+            if day or time:
+                self.day, self.time = day or self.day, time or self.time
+                return self._after_slots()
+            if intents.NO.search(text):
+                self.step, self.day, self.time = Step.ASK, None, None
+                return [ReplyText("No problem."), *self._say("Which day and time would suit you better?")]
+            if intents.YES.search(text):
+                return self._book()
+            return self._not_understood()
+        day, time = intents.find_day(text), intents.find_time(text)
+        if not day and not time:
+            return self._not_understood()
+        self.day, self.time = day or self.day, time or self.time
+        return self._after_slots()
+
+    def _after_slots(self) -> list[ReplyText]:
+        self.misunderstood = 0
+        opts = self.options
+        if self.day and self.day not in opts.open_days and self.day not in ("today", "tomorrow"):
+            closed = self.day
+            self.day, self.step = None, Step.ASK
+            days = f"{opts.open_days[0]} to {opts.open_days[-1]}" if len(opts.open_days) > 1 else opts.open_days[0]
+            return [ReplyText(f"Sorry, we are closed on {closed}s."), *self._say(f"We are open {days}. Which day?")]
+        if self.time and not opts.open_hours[0] <= self.time.hour <= opts.open_hours[1]:
+            asked = self.time.spoken()
+            self.time, self.step = None, Step.ASK
+            first, last = (intents.TimeOfDay(h).spoken() for h in opts.open_hours)
+            return [ReplyText(f"Sorry, {asked} is outside our hours."), *self._say(f"We book from {first} to {last}.")]
+        if self.day and self.time:
+            self.step = Step.CONFIRM
+            when = f"{self._day_phrase()} at {self.time.spoken()}"
+            return [ReplyText(_sentence(when)), *self._say("Shall I book that for you?")]
+        if self.day:
+            return [ReplyText(_sentence(self._day_phrase())), *self._say("What time would suit you?")]
+        return [ReplyText("Okay."), *self._say(f"At {self.time.spoken() if self.time else ''}, on which day?")]
+
+    def _book(self) -> list[ReplyText]:
+        assert self.day and self.time
+        self.step = Step.DONE
+        self.booked = True
+        when = f"{self._day_phrase()} at {self.time.spoken()}"
+        return [ReplyText("Great."), ReplyText(f"You are booked {when}.", end_call=True)]
+
+    def _to_human(self) -> list[ReplyText]:
+        if self.options.transfer_uri:
+            return [
+                ReplyText("Of course."),
+                ReplyText("I am putting you through to a colleague now.", transfer_to=self.options.transfer_uri),
+            ]
+        return [ReplyText("Sorry, nobody else is available right now."), *self._say(self._question())]
+
+    def _not_understood(self) -> list[ReplyText]:
+        self.misunderstood += 1
+        if self.misunderstood >= MAX_MISUNDERSTOOD and self.options.transfer_uri:
+            return [ReplyText("Sorry, I am having trouble understanding."), *self._to_human()[1:]]
+        return [ReplyText("Sorry, I didn't catch that."), *self._say(self._question())]
+
+    def _question(self) -> str:
+        if self.step is Step.CONFIRM:
+            return "Shall I book that for you?"
+        if self.day and not self.time:
+            return "What time would suit you?"
+        if self.time and not self.day:
+            return "Which day would you like?"
+        return "Which day and time would you like to come in?"
+
+    def _day_phrase(self) -> str:
+        return self.day if self.day in ("today", "tomorrow") else f"on {self.day}"
+
+    def _say(self, prompt: str) -> list[ReplyText]:
+        self.last_prompt = prompt
+        return [ReplyText(prompt)]
+
+
+def _sentence(phrase: str) -> str:
+    return f"{phrase[0].upper()}{phrase[1:]}."
+
+
+class BookingResponder:
+    def open(self, call_id: str, options: Mapping[str, object]) -> BookingConversation:
+        return BookingConversation(BookingOptions.from_options(options))

@@ -1,0 +1,78 @@
+"""Where heavy model inference runs: worker threads with a bounded queue, never the event loop.
+
+Whisper (CTranslate2) and piper (onnxruntime) release the GIL while they compute, so a few threads
+give real parallelism on top of one event loop without the cost of shipping audio to processes.
+The queue is bounded: when every worker is busy and `max_pending` jobs already wait, a new job is
+refused at once with `InferenceOverloaded` (the call says sorry) instead of piling up latency for
+every call. How long jobs wait for a worker is a metric, because on a full machine that wait, not
+the model, is what callers hear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from prometheus_client import Histogram
+
+from tomsip.speech.stages import SpeechStageError
+
+T = TypeVar("T")
+
+
+class InferenceOverloaded(SpeechStageError):
+    """The pool's queue is full: this turn cannot be served in time."""
+
+    def __init__(self, pool: str, in_flight: int) -> None:
+        super().__init__(pool, "overloaded", f"{in_flight} jobs in flight")
+
+
+class InferencePool:
+    def __init__(self, name: str, workers: int, max_pending: int, queue_wait: Histogram | None = None) -> None:
+        if workers < 1 or max_pending < 0:
+            raise ValueError("an inference pool needs at least one worker and a non-negative queue")
+        self.name = name
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"tomsip-{name}")
+        self._capacity = workers + max_pending
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self._queue_wait = queue_wait.labels(stage=name) if queue_wait is not None else None
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on a worker. Cancelling the caller drops the result; a job already running finishes
+        in its thread (models cannot be interrupted), a job still queued is skipped."""
+        with self._lock:
+            if self._in_flight >= self._capacity:
+                raise InferenceOverloaded(self.name, self._in_flight)
+            self._in_flight += 1
+        queued_at = time.perf_counter()
+        cancelled = threading.Event()
+
+        def job() -> T | None:
+            try:
+                if self._queue_wait is not None:
+                    self._queue_wait.observe(time.perf_counter() - queued_at)
+                if cancelled.is_set():
+                    return None
+                return fn()
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+
+        future = asyncio.get_running_loop().run_in_executor(self._executor, job)
+        try:
+            return await future  # type: ignore[return-value]
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

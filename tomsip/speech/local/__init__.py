@@ -1,0 +1,1 @@
+"""Offline speech engines whose models come from installed packages (nothing is downloaded)."""

@@ -1,0 +1,42 @@
+"""The offline pipelines: whisper STT and piper TTS around a responder.
+
+`local` uses the rule responder of the dialplan (the booking assistant); `llm` puts a hosted
+OpenAI-compatible chat model between the same offline STT and TTS. The models load once per process
+however many pipelines and calls use them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from tomsip.monitor.metrics import Metrics
+from tomsip.settings import Settings
+from tomsip.speech.inference import InferencePool
+from tomsip.speech.local.piper_tts import PiperSpeech, load_piper
+from tomsip.speech.local.whisper_stt import WhisperSpeechToText, load_whisper
+from tomsip.speech.staged import StagedPipeline
+from tomsip.speech.stages import Responder
+
+
+@lru_cache(maxsize=4)
+def _whisper(threads: int) -> object:
+    return load_whisper(threads)
+
+
+@lru_cache(maxsize=2)
+def _piper() -> object:
+    return load_piper()
+
+
+def build_offline_pipeline(name: str, responder: Responder, settings: Settings, metrics: Metrics) -> StagedPipeline:
+    wait = metrics.inference_queue_wait_seconds
+    stt_pool = InferencePool("stt", settings.stt_workers, settings.inference_queue, wait)
+    tts_pool = InferencePool("tts", settings.tts_workers, settings.inference_queue, wait)
+    stt = WhisperSpeechToText(_whisper(settings.stt_threads), stt_pool)
+    tts = PiperSpeech(_piper(), tts_pool)
+
+    def close() -> None:
+        stt_pool.close()
+        tts_pool.close()
+
+    return StagedPipeline(name, stt, responder, tts, metrics, on_close=close)

