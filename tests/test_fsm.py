@@ -218,3 +218,33 @@ def test_failed_reply_ends_the_call_with_bye() -> None:
 def test_call_started_twice_is_harmless() -> None:
     machine = started()
     assert machine.handle(fsm.CallStarted()) == []
+
+
+def _reply_asking_transfer(machine: CallFsm) -> list[fsm.Action]:
+    machine.handle(fsm.UtteranceEnded(1500))
+    turn = machine.turn
+    machine.handle(fsm.ReplyStarted(turn))
+    machine.handle(fsm.ReplyFinished(turn, transfer_to="sip:desk@127.0.0.1"))
+    return machine.handle(fsm.PlayoutDone(turn))
+
+
+def test_a_transfer_is_asked_for_after_the_reply_has_played_and_the_far_end_ending_it_is_success() -> None:
+    machine = listening()
+    actions = _reply_asking_transfer(machine)
+    assert fsm.TransferCall("sip:desk@127.0.0.1") in actions
+    assert machine.state is State.CLOSING
+    assert StartTimer(fsm.CLOSING_TIMER, machine.config.transfer_guard_ms) in actions
+    assert machine.handle(fsm.DigitPressed("1")) == [], "no new turns while handing over"
+    assert machine.handle(fsm.RemoteHangup())[-1] == CallEnded("transferred")
+
+
+def test_a_refused_transfer_says_goodbye_and_a_silent_one_times_out_with_bye() -> None:
+    machine = listening()
+    _reply_asking_transfer(machine)
+    actions = machine.handle(fsm.TransferFailed())
+    assert any(isinstance(a, StartTurn) and a.kind is TurnKind.GOODBYE for a in actions)
+    assert machine.end_reason == "transfer_failed"
+    silent = listening()
+    _reply_asking_transfer(silent)
+    actions = silent.handle(fsm.TimerFired(fsm.CLOSING_TIMER))
+    assert Hangup("transfer_timeout") in actions and actions[-1] == CallEnded("transfer_timeout")

@@ -6,11 +6,9 @@ to understand, and re-prompts on silence and on empty transcripts. Replies start
 sentence ("Tuesday.", "Sorry.") so that TTS has the first audio out quickly.
 
 Dialplan [options] (all optional):
-  responder = "booking"
   transfer_uri = "sip:frontdesk@example.com"   # where "a human, please" goes; unset: no transfer
   open_days = ["Monday", ..., "Friday"]
   open_hours = [9, 17]                          # first and last bookable hour (24 h)
-  business = "the clinic"                       # how the assistant names the place
 """
 
 from __future__ import annotations
@@ -38,7 +36,6 @@ class BookingOptions:
     transfer_uri: str = ""
     open_days: tuple[str, ...] = DEFAULT_DAYS
     open_hours: tuple[int, int] = (9, 17)
-    business: str = "us"
     greeting: str = "Hello, this is the booking line. Which day and time would you like to come in?"
 
     @classmethod
@@ -57,7 +54,6 @@ class BookingOptions:
             transfer_uri=text("transfer_uri", ""),
             open_days=tuple(d.capitalize() for d in days),
             open_hours=(int(hours[0]), int(hours[1])),
-            business=text("business", "us"),
             greeting=text("greeting", cls.greeting),
         )
 
