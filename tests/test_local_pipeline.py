@@ -3,6 +3,7 @@ checks, and what a turn does when a stage cannot serve it."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -33,7 +34,7 @@ def local() -> object:
     metrics = Metrics()
     pipeline = build_pipeline("local", Settings(pipeline="local"), metrics)
     yield pipeline, metrics
-    pipeline.close()
+    asyncio.run(pipeline.close())
 
 
 async def test_a_spoken_request_gets_a_spoken_confirmation(local: tuple) -> None:  # type: ignore[type-arg]

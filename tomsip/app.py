@@ -94,7 +94,7 @@ class App:
             await self._runner.cleanup()
         await self.store.close()
         for pipeline in self.pipelines.values():
-            pipeline.close()
+            await pipeline.close()
         self._stopped.set()
 
     async def readiness(self) -> dict[str, object]:

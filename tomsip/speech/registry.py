@@ -32,7 +32,21 @@ def _local(settings: Settings, metrics: Metrics) -> Pipeline:
     return build_offline_pipeline("local", BookingResponder(), settings, metrics)
 
 
-BUILDERS: dict[str, Callable[[Settings, Metrics], Pipeline]] = {"mock": _mock, "local": _local}
+def _llm(settings: Settings, metrics: Metrics) -> Pipeline:
+    from tomsip.speech.chat import ChatClient, ChatConfig, ChatResponder
+    from tomsip.speech.local.pipeline import build_offline_pipeline
+
+    if not settings.llm_base_url:
+        raise PipelineError("pipeline llm needs TOMSIP_LLM_BASE_URL (an OpenAI-compatible /v1 URL)")
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    config = ChatConfig(
+        settings.llm_base_url, settings.llm_model, key, settings.llm_timeout_s, settings.llm_max_history
+    )
+    client = ChatClient(config)
+    return build_offline_pipeline("llm", ChatResponder(client), settings, metrics, client.close, client.probe)
+
+
+BUILDERS: dict[str, Callable[[Settings, Metrics], Pipeline]] = {"mock": _mock, "local": _local, "llm": _llm}
 
 
 class UnknownPipeline(PipelineError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from tomsip.call.fsm import TurnKind
 from tomsip.monitor.metrics import Metrics
@@ -110,8 +110,8 @@ class StagedPipeline:
         responder: Responder,
         tts: TextToSpeech,
         metrics: Metrics | None = None,
-        on_close: Callable[[], None] | None = None,
-        probe: Callable[[], object] | None = None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+        probe: Callable[[], Awaitable[dict[str, object]]] | None = None,
     ) -> None:
         self.name = name
         self._stt = stt
@@ -128,13 +128,11 @@ class StagedPipeline:
         self._responder.open("start-up-check", options)
 
     async def probe(self) -> dict[str, object]:
+        """Local stages are loaded and in memory; a hosted stage is asked."""
         if self._probe is None:
             return {"pipeline": self.name, "ok": True, "backend": "local"}
-        result = self._probe()
-        if hasattr(result, "__await__"):
-            result = await result  # type: ignore[misc]
-        return {"pipeline": self.name, **result}  # type: ignore[dict-item]
+        return {"pipeline": self.name, **await self._probe()}
 
-    def close(self) -> None:
+    async def close(self) -> None:
         if self._on_close is not None:
-            self._on_close()
+            await self._on_close()

@@ -7,6 +7,7 @@ however many pipelines and calls use them.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
 
 from tomsip.monitor.metrics import Metrics
@@ -28,15 +29,24 @@ def _piper() -> object:
     return load_piper()
 
 
-def build_offline_pipeline(name: str, responder: Responder, settings: Settings, metrics: Metrics) -> StagedPipeline:
+def build_offline_pipeline(
+    name: str,
+    responder: Responder,
+    settings: Settings,
+    metrics: Metrics,
+    on_close: Callable[[], Awaitable[None]] | None = None,
+    probe: Callable[[], Awaitable[dict[str, object]]] | None = None,
+) -> StagedPipeline:
     wait = metrics.inference_queue_wait_seconds
     stt_pool = InferencePool("stt", settings.stt_workers, settings.inference_queue, wait)
     tts_pool = InferencePool("tts", settings.tts_workers, settings.inference_queue, wait)
     stt = WhisperSpeechToText(_whisper(settings.stt_threads), stt_pool)
     tts = PiperSpeech(_piper(), tts_pool)
 
-    def close() -> None:
+    async def close() -> None:
         stt_pool.close()
         tts_pool.close()
+        if on_close is not None:
+            await on_close()
 
-    return StagedPipeline(name, stt, responder, tts, metrics, on_close=close)
+    return StagedPipeline(name, stt, responder, tts, metrics, on_close=close, probe=probe)
