@@ -142,7 +142,7 @@ class App:
             return
         finally:
             self._answering -= 1
-        brain = self.pipelines[route.pipeline].open(info.call_id, brain_options(route))
+        brain = self.pipelines[route.pipeline].open(info.call_id, {**brain_options(route), "codec": port.codec})
         session = CallSession(
             port,
             brain,

@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     )
     realtime_api_key: SecretStr | None = Field(None, description="API key for the realtime endpoint (Bearer)")
     realtime_voice: str = Field("alloy", description="Voice the realtime backend speaks with")
+    realtime_audio: Literal["auto", "pcm16", "g711_ulaw", "g711_alaw"] = Field(
+        "auto", description="Audio to and from the realtime backend; auto: G.711 on G.711 calls, else PCM16 24 kHz"
+    )
+    realtime_protocol: Literal["ga", "beta"] = Field(
+        "ga", description="Shape of the realtime session set-up (server events of both are understood)"
+    )
     realtime_timeout_s: float = Field(10.0, gt=0, le=120, description="Give up on a realtime reply after this long")
     vad_aggressiveness: int = Field(2, ge=0, le=3, description="webrtcvad mode 0..3")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level")

@@ -13,34 +13,24 @@ import json
 
 from aiohttp import ClientConnectionResetError, web
 
+from tests.support.loopback_app import LoopbackApp
 
-class FakeChatServer:
+
+class FakeChatServer(LoopbackApp):
     def __init__(self, pause_s: float = 0.3) -> None:
+        super().__init__()
         self.pause_s = pause_s
         self.requests: list[dict[str, object]] = []
         self.auth: list[str | None] = []
         self.disconnected = 0
-        self.port = 0
-        self._runner: web.AppRunner | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    async def start(self) -> FakeChatServer:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"data": [{"id": "fake-model"}]})

@@ -92,6 +92,11 @@ class ReplyFinished:
 
 
 @dataclass(frozen=True)
+class BackendBargeIn:
+    """A speech-to-speech backend heard the caller start talking (its own VAD) and stopped its reply."""
+
+
+@dataclass(frozen=True)
 class TransferFailed:
     """The far end refused the transfer, or never reported its outcome."""
 
@@ -147,6 +152,7 @@ Event = (
     | RemoteHangup
     | LocalHangupRequested
     | TransferFailed
+    | BackendBargeIn
 )
 
 # ---- actions ----------------------------------------------------------------------------------
@@ -354,6 +360,13 @@ class CallFsm:
     def _on_SpeechContinues(self, event: SpeechContinues) -> list[Action]:
         if not self.config.barge_in_enabled or event.speech_ms < self.config.barge_in_min_ms:
             return []
+        return self._confirm_barge_in()
+
+    def _on_BackendBargeIn(self, _: BackendBargeIn) -> list[Action]:
+        # The backend has already stopped its reply whatever our settings say: stop playing it too.
+        return self._confirm_barge_in()
+
+    def _confirm_barge_in(self) -> list[Action]:
         if self.state in (State.SPEAKING, State.GREETING, State.THINKING):
             actions = self._interrupt()
             if self.state is not State.THINKING:

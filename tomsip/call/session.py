@@ -81,6 +81,7 @@ class CallSession:
         )
         self.outcome = ""
         self.log = logging.LoggerAdapter(log, {"call_id": port.call_id})
+        brain.on_barge_in(self._on_backend_barge_in)
 
     @property
     def call_id(self) -> str:
@@ -139,6 +140,7 @@ class CallSession:
     def _on_frame(self, frame: bytes) -> None:
         if self.fsm.state is fsm.State.ENDED:
             return
+        self.brain.hear(frame)
         voiced = self._vad.is_speech(frame)
         far_db = self._echo.far_level(self.port.played_ms // FRAME_MS)  # every frame: it is the gate's clock
         if voiced and self._echo.is_echo_of(frame, far_db):
@@ -222,6 +224,12 @@ class CallSession:
         except Exception as exc:  # noqa: BLE001
             self._fail("dtmf", exc)
 
+    def _on_backend_barge_in(self) -> None:
+        try:
+            self._feed(fsm.BackendBargeIn())
+        except Exception as exc:  # noqa: BLE001
+            self._fail("barge_in", exc)
+
     def on_hangup(self, reason: str) -> None:
         try:
             self._feed(fsm.RemoteHangup(reason))
@@ -251,7 +259,7 @@ class CallSession:
             if self._awaiting_playout == action.turn:
                 self._awaiting_playout = 0
         elif isinstance(action, fsm.FlushPlayout):
-            self.port.flush()
+            self.brain.playout_flushed(self.port.flush())
             self._echo.on_flush(self.port.played_ms // FRAME_MS)
         elif isinstance(action, fsm.PausePlayout):
             self.port.pause()

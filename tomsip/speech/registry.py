@@ -46,7 +46,37 @@ def _llm(settings: Settings, metrics: Metrics) -> Pipeline:
     return build_offline_pipeline("llm", ChatResponder(client), settings, metrics, client.close, client.probe)
 
 
-BUILDERS: dict[str, Callable[[Settings, Metrics], Pipeline]] = {"mock": _mock, "local": _local, "llm": _llm}
+def _realtime(settings: Settings, metrics: Metrics) -> Pipeline:
+    from tomsip.speech.inference import InferencePool
+    from tomsip.speech.local.pipeline import offline_voice
+    from tomsip.speech.local.piper_tts import PiperSpeech
+    from tomsip.speech.realtime import RealtimeConfig, RealtimePipeline
+    from tomsip.speech.staged import APOLOGY
+
+    if not settings.realtime_url:
+        raise PipelineError("pipeline realtime needs TOMSIP_REALTIME_URL (a Realtime WebSocket URL)")
+    key = settings.realtime_api_key.get_secret_value() if settings.realtime_api_key else None
+    config = RealtimeConfig(
+        settings.realtime_url,
+        key,
+        settings.realtime_voice,
+        settings.realtime_timeout_s,
+        settings.realtime_audio,
+        settings.realtime_protocol,
+    )
+    # When the backend fails a turn the caller still hears why: the apology is spoken offline, once.
+    pool = InferencePool("apology", 1, 0)
+    apology = PiperSpeech(offline_voice(), pool).speak_sync(APOLOGY)
+    pool.close()
+    return RealtimePipeline(config, metrics, apology)
+
+
+BUILDERS: dict[str, Callable[[Settings, Metrics], Pipeline]] = {
+    "mock": _mock,
+    "local": _local,
+    "llm": _llm,
+    "realtime": _realtime,
+}
 
 
 class UnknownPipeline(PipelineError):

@@ -91,6 +91,15 @@ class StagedBrain:
         if (piece.end_call or piece.transfer_to) and not spoke:
             yield ReplyAudio(b"", piece.end_call, piece.transfer_to)
 
+    def hear(self, frame: bytes) -> None:
+        return None  # the staged pipeline hears utterances whole, from the session's end-pointer
+
+    def playout_flushed(self, dropped_ms: int) -> None:
+        return None
+
+    def on_barge_in(self, handler: Callable[[], None]) -> None:
+        return None  # barge-in is decided locally
+
     def _count(self, exc: SpeechStageError) -> None:
         if self._metrics is not None:
             self._metrics.api_errors.labels(backend=exc.backend, kind=exc.kind).inc()

@@ -8,7 +8,7 @@ task that iterates the reply, and that cancellation reaches whatever stage is wo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -108,6 +108,18 @@ class CallBrain(Protocol):
 
     async def transcribe(self, audio: bytes) -> Transcript | None:
         """Recognise an utterance ahead of its turn (speculative STT); None if this brain has no STT."""
+        ...
+
+    def hear(self, frame: bytes) -> None:
+        """Every caller frame as it arrives (a speech-to-speech backend listens all the time)."""
+        ...
+
+    def playout_flushed(self, dropped_ms: int) -> None:
+        """A barge-in dropped `dropped_ms` of this turn's audio unplayed (what the caller never heard)."""
+        ...
+
+    def on_barge_in(self, handler: Callable[[], None]) -> None:
+        """Call `handler` when the backend itself hears the caller interrupt."""
         ...
 
     async def close(self) -> None: ...

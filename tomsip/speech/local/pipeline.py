@@ -25,7 +25,8 @@ def _whisper(threads: int) -> object:
 
 
 @lru_cache(maxsize=2)
-def _piper() -> object:
+def offline_voice() -> object:
+    """The piper voice, loaded once per process."""
     return load_piper()
 
 
@@ -41,7 +42,7 @@ def build_offline_pipeline(
     stt_pool = InferencePool("stt", settings.stt_workers, settings.inference_queue, wait)
     tts_pool = InferencePool("tts", settings.tts_workers, settings.inference_queue, wait)
     stt = WhisperSpeechToText(_whisper(settings.stt_threads), stt_pool)
-    tts = PiperSpeech(_piper(), tts_pool)
+    tts = PiperSpeech(offline_voice(), tts_pool)
 
     async def close() -> None:
         stt_pool.close()
