@@ -49,10 +49,11 @@ PIPER_SENTENCES = {
 def piper_8k(text: str) -> bytes:
     from tomsip.audio.resample import resample_once
     from tomsip.speech.inference import InferencePool
-    from tomsip.speech.local.piper_tts import PiperSpeech, load_piper
+    from tomsip.speech.local.pipeline import offline_voice
+    from tomsip.speech.local.piper_tts import PiperSpeech
 
     pool = InferencePool("make-pcaps", 1, 0)
-    speech = PiperSpeech(load_piper(), pool)
+    speech = PiperSpeech(offline_voice(), pool)
     pcm16k = speech.speak_sync(text)
     pool.close()
     return resample_once(pcm16k, 16000, 8000)

@@ -11,7 +11,7 @@ import pytest
 
 from tomsip.audio.echo_gate import EchoGate
 from tomsip.audio.frames import FRAME_BYTES, FRAME_SAMPLES
-from tomsip.audio.vad import EndPointer, SpeechEnd
+from tomsip.audio.vad import EndPointer, SpeechEnd, SpeechTail
 from tomsip.call.turn_taking import Completeness, TurnTakingPolicy, completeness
 from tomsip.speech.inference import InferenceOverloaded, InferencePool
 from tomsip.speech.sentences import SentenceCutter, split_sentences
@@ -30,7 +30,10 @@ from tomsip.speech.sentences import SentenceCutter, split_sentences
         ("", Completeness.EMPTY),
         ("hello", Completeness.INCOMPLETE),
         ("Hello.", Completeness.INCOMPLETE),
-        ("Yes, please.", Completeness.INCOMPLETE),
+        ("Yes, please.", Completeness.SHORT_ANSWER),
+        ("No thanks.", Completeness.SHORT_ANSWER),
+        ("Um.", Completeness.INCOMPLETE),
+        ("Hi there.", Completeness.INCOMPLETE),
         ("Tuesday at ten.", Completeness.COMPLETE),
     ],
 )
@@ -43,6 +46,7 @@ def test_policy_maps_verdicts_to_silences() -> None:
     assert policy.silence_for("Book me in on Monday.") == 200
     assert policy.silence_for("the number is 1 2 3 4") == 1500
     assert policy.silence_for("on Monday and") == 600
+    assert policy.silence_for("Yes.") == 450
     assert policy.pending_silence_ms == 1500
 
 
@@ -126,3 +130,12 @@ def test_echo_gate_opens_one_tail_after_playout_stops() -> None:
     verdicts = [gate.is_echo(echo, played_frames=11) for _ in range(25)]
     assert verdicts[0] and not verdicts[-1]
     assert verdicts.index(False) == 19, "open once the newest played frame is a tail (20 frames) old"
+
+
+def test_the_fading_tail_of_an_utterance_counts_as_silence_but_soft_speech_does_not() -> None:
+    tail = SpeechTail(drop_db=30)
+    assert not tail.quiet(-18) and not tail.quiet(-35), "a softer word is still speech"
+    assert tail.quiet(-50), "30 dB under the loudest frame is only the fading tail"
+    tail.reset()
+    assert not tail.quiet(-50), "a new utterance starts from its own level"
+    assert not SpeechTail(drop_db=0).quiet(-100), "0 switches the rule off"

@@ -4,7 +4,12 @@ SIPp does the signalling; this drives the media through an RtpPeer (the port SIP
 conversation does not depend on guessing how long the assistant will talk. Utterances come from the
 pcaps in sipp_scenarios/pcap (20 ms PCMU packets); they go out as one RTP stream whose sequence
 numbers and timestamps keep counting across utterances, with silence packets between them, like a
-real phone. Optionally the assistant's own audio is mixed back in, delayed and attenuated (echo).
+real phone. Optionally the assistant's own audio is mixed back in, delayed and attenuated (echo), and
+optionally later utterances barge in: they start `barge_in_ms` into the assistant's reply.
+
+Every packet sent is kept with its send time and level (`sent`), and the RtpPeer keeps every packet
+received with its arrival time, so bench/latency measures turn latency and barge-in reaction at the
+caller's socket, i.e. on the wire.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class ConversingCaller:
         echo_db: float | None = None,
         echo_delay_ms: int = 60,
         timeout_s: float = 60,
+        barge_in_ms: int | None = None,
     ) -> None:
         self.peer = peer
         self.utterances = utterances
@@ -49,7 +55,9 @@ class ConversingCaller:
         self.echo_db = echo_db
         self.echo_delay_frames = echo_delay_ms // 20
         self.timeout_s = timeout_s
-        self.spoke_at: list[tuple[float, float]] = []  # (first, last voiced packet sent), monotonic
+        self.barge_in_ms = barge_in_ms
+        self.spoke_at: list[tuple[float, float]] = []  # (first, last packet of each utterance), monotonic
+        self.sent: list[tuple[float, float, int]] = []  # (send time, level dBFS, utterance index or -1)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -60,6 +68,19 @@ class ConversingCaller:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+    def _assistant_talking_for(self, since: float) -> float:
+        """Seconds since the server's first voiced packet after `since`; -1 if none yet."""
+        for p in self.peer.packets:
+            if p.arrival > since and p.pt == 0 and level_dbfs(p.payload) > -45:
+                return time.monotonic() - p.arrival
+        return -1.0
+
+    def _ready_to_speak(self, index: int) -> bool:
+        said_last = self.spoke_at[-1][1] if self.spoke_at else 0.0
+        if self.barge_in_ms is not None and index > 0:
+            return self._assistant_talking_for(said_last) >= self.barge_in_ms / 1000
+        return self._assistant_quiet_for(said_last) >= self.quiet_ms / 1000
 
     def _assistant_quiet_for(self, since: float) -> float:
         """Seconds since the server's last voiced packet, if it said something after `since` (it
@@ -84,10 +105,10 @@ class ConversingCaller:
         current: list[bytes] = []
         first_sent = 0.0
         while not self._stop.is_set() and time.monotonic() < deadline:
-            said_last = self.spoke_at[-1][1] if self.spoke_at else 0.0
-            if not current and pending and self._assistant_quiet_for(said_last) >= self.quiet_ms / 1000:
+            if not current and pending and self._ready_to_speak(len(self.spoke_at)):
                 current = list(pending.pop(0))
                 first_sent = time.monotonic()
+            speaking = len(self.spoke_at) if current else -1
             payload = current.pop(0) if current else SILENCE_ULAW
             if self.echo_db is not None:
                 payload = self._mix_echo(payload)
@@ -96,6 +117,7 @@ class ConversingCaller:
                 self.peer.sock.sendto(rtp_packet(0, seq, ts, 0xCA11E5, payload, marker=seq == 0), dest)
             except OSError:
                 return
+            self.sent.append((time.monotonic(), level_dbfs(payload), speaking))
             if first_sent and not current:
                 self.spoke_at.append((first_sent, time.monotonic()))
                 first_sent = 0.0

@@ -28,6 +28,28 @@ class VoiceDetector:
         return self._vad.is_speech(frame, SAMPLE_RATE)
 
 
+class SpeechTail:
+    """Says when the fading tail of an utterance is already silence to a listener.
+
+    webrtcvad keeps calling frames voiced for 100-200 ms after a speaker's last audible sound (the
+    fading tail of "please" at -50..-57 dBFS), and every one of those milliseconds delays the end of
+    the turn. Inside an utterance, a frame more than `drop_db` below the loudest frame so far counts
+    as silence for end-pointing. Onset is untouched: this only decides when an utterance has ended.
+    """
+
+    def __init__(self, drop_db: float = 30.0) -> None:
+        self.drop_db = drop_db
+        self._peak = -120.0
+
+    def reset(self) -> None:
+        self._peak = -120.0
+
+    def quiet(self, level_dbfs: float) -> bool:
+        """Feed every voiced frame of an utterance; True when this one is only its tail."""
+        self._peak = max(self._peak, level_dbfs)
+        return self.drop_db > 0 and level_dbfs < self._peak - self.drop_db
+
+
 @dataclass(frozen=True)
 class SpeechStart:
     """Voiced frames reached the onset minimum; `onset_frame` is the first voiced frame's index."""

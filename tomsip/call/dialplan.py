@@ -38,8 +38,14 @@ class ConversationSettings(BaseModel):
     complete_silence_ms: int = Field(
         200, ge=20, le=5000, description="Silence that ends an utterance whose transcript is a complete sentence"
     )
+    short_answer_silence_ms: int = Field(
+        450, ge=20, le=5000, description="Silence that ends a short answer (yes, no thanks, okay)"
+    )
     digits_silence_ms: int = Field(
         1500, ge=100, le=10_000, description="Silence that ends an utterance while the caller reads out digits"
+    )
+    tail_drop_db: float = Field(
+        30.0, ge=0, le=90, description="Inside an utterance, this far under its loudest frame is silence (0: off)"
     )
     echo_return_loss_db: float = Field(
         12.0, ge=0, le=60, description="How far down the line returns our own audio (echo gate for barge-in)"
@@ -104,7 +110,9 @@ class Route:
     @property
     def turn_taking(self) -> TurnTakingPolicy:
         s = self.plan.settings
-        return TurnTakingPolicy(s.silence_ms, s.speculate_after_ms, s.complete_silence_ms, s.digits_silence_ms)
+        return TurnTakingPolicy(
+            s.silence_ms, s.speculate_after_ms, s.complete_silence_ms, s.digits_silence_ms, s.short_answer_silence_ms
+        )
 
 
 def _score(pattern: str, number: str) -> int | None:

@@ -19,9 +19,17 @@ from collections import deque
 from collections.abc import Callable
 
 from tomsip.audio.echo_gate import EchoGate
-from tomsip.audio.frames import FRAME_MS
+from tomsip.audio.frames import FRAME_MS, rms_dbfs
 from tomsip.audio.port import AudioPort
-from tomsip.audio.vad import EndPointer, SpeechEnd, SpeechStart, VoiceDetector, VoiceDuration, VoiceGap
+from tomsip.audio.vad import (
+    EndPointer,
+    SpeechEnd,
+    SpeechStart,
+    SpeechTail,
+    VoiceDetector,
+    VoiceDuration,
+    VoiceGap,
+)
 from tomsip.call import fsm
 from tomsip.call.dialplan import Route
 from tomsip.monitor.logs import call_id_var
@@ -58,6 +66,7 @@ class CallSession:
         self._endpointer = EndPointer(s.silence_ms, s.onset_ms, s.max_utterance_ms)
         self._policy = route.turn_taking
         self._echo = EchoGate(s.echo_return_loss_db)
+        self._tail = SpeechTail(s.tail_drop_db)
         self._speculation: asyncio.Task[Transcript | None] | None = None
         self._last_voiced_at = 0.0
         self._speech_end_at = 0.0
@@ -146,6 +155,8 @@ class CallSession:
         if voiced and self._echo.is_echo_of(frame, far_db):
             voiced = False
             self.metrics.echo_suppressed_frames.inc()
+        if voiced and self._endpointer.in_speech and self._tail.quiet(rms_dbfs(frame)):
+            voiced = False
         if voiced:
             self._last_voiced_at = time.perf_counter()
         if self._endpointer.in_speech:
@@ -154,6 +165,7 @@ class CallSession:
             self._preroll.append(frame)
         for event in self._endpointer.push(voiced):
             if isinstance(event, SpeechStart):
+                self._tail.reset()
                 self._utterance = list(self._preroll)
                 self._preroll.clear()
                 self._drop_speculation()

@@ -7,7 +7,9 @@ how much silence ends the turn:
 
 - a complete sentence ("I'd like Tuesday at ten.") ends it at once, or after `complete_silence_ms`;
   whisper puts a full stop after any fragment followed by a pause ("Hello." before "I'd like..."),
-  so a sentence of fewer than three words is not taken as complete;
+  so a sentence of fewer than three words is not complete;
+- a short answer ("Yes.", "No thanks.", "Okay.") gets `short_answer_silence_ms`: longer than the
+  pause after the comma of "Yes, please" (340 ms in the test voice), shorter than the default;
 - a caller reading out digits ("my number is 4 4 7 ...") gets `digits_silence_ms`, since people
   pause between digit groups;
 - anything else (trailing "and", "um", no final punctuation) keeps the dialplan's `silence_ms`.
@@ -32,11 +34,15 @@ _DIGITS_AT_END = re.compile(rf"(?:{_DIGIT_WORD}[\s,.-]*){{3,}}$", re.IGNORECASE)
 
 
 MIN_COMPLETE_WORDS = 3
+_SHORT_ANSWER = re.compile(
+    r"^\W*(yes|yeah|yep|yup|no|nope|sure|okay|ok|correct|right|exactly|thanks|thank you|bye|goodbye)\b", re.I
+)
 
 
 class Completeness(enum.Enum):
     EMPTY = "empty"
     COMPLETE = "complete"
+    SHORT_ANSWER = "short_answer"
     INCOMPLETE = "incomplete"
     DIGITS = "digits"
 
@@ -56,6 +62,8 @@ def completeness(text: str) -> Completeness:
         return Completeness.INCOMPLETE
     if stripped[-1] in ".!?" and len(stripped.split()) >= MIN_COMPLETE_WORDS:
         return Completeness.COMPLETE
+    if stripped[-1] in ".!?" and _SHORT_ANSWER.search(stripped):
+        return Completeness.SHORT_ANSWER
     return Completeness.INCOMPLETE
 
 
@@ -65,6 +73,7 @@ class TurnTakingPolicy:
     speculate_after_ms: int = 160  # 0: no speculative STT, the fixed rule
     complete_silence_ms: int = 200
     digits_silence_ms: int = 1500
+    short_answer_silence_ms: int = 450
 
     @property
     def speculative(self) -> bool:
@@ -82,4 +91,6 @@ class TurnTakingPolicy:
             return self.complete_silence_ms
         if verdict is Completeness.DIGITS:
             return self.digits_silence_ms
+        if verdict is Completeness.SHORT_ANSWER:
+            return self.short_answer_silence_ms
         return self.silence_ms

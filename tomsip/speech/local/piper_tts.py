@@ -20,6 +20,9 @@ from tomsip.speech.local.whisper_stt import ModelMissing
 from tomsip.speech.sentences import split_sentences
 
 PEAK = 0.5  # -6 dBFS peaks: loud enough on a phone, no clipping through G.711
+QUIET = 300  # |sample| under this (-40 dBFS) is silence at the edges of a sentence
+KEEP_LEAD_S = 0.01  # piper starts many sentences with 40-60 ms of silence: a caller hears it as latency
+KEEP_TAIL_S = 0.15  # and ends them with up to 260 ms; a short pause between sentences is enough
 
 
 def load_piper() -> object:
@@ -56,5 +59,15 @@ class PiperSpeech:
         chunks = [c.audio_int16_array for c in self._voice.synthesize(sentence, self._config)]  # type: ignore[attr-defined]
         if not chunks:
             return b""
-        pcm = np.concatenate(chunks).astype("<i2").tobytes()
-        return resample_once(pcm, self._rate, SAMPLE_RATE)
+        samples = trim_silence(np.concatenate(chunks).astype("<i2"), self._rate)
+        return resample_once(samples.tobytes(), self._rate, SAMPLE_RATE)
+
+
+def trim_silence(samples: np.ndarray, rate: int) -> np.ndarray:
+    """Cut a sentence's leading silence to KEEP_LEAD_S and its trailing silence to KEEP_TAIL_S."""
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > QUIET)
+    if len(loud) == 0:
+        return samples[:0]
+    start = max(0, int(loud[0]) - int(KEEP_LEAD_S * rate))
+    end = min(len(samples), int(loud[-1]) + int(KEEP_TAIL_S * rate))
+    return samples[start:end]
