@@ -11,7 +11,7 @@ import pytest
 
 from tomsip.audio.echo_gate import EchoGate
 from tomsip.audio.frames import FRAME_BYTES, FRAME_SAMPLES
-from tomsip.audio.vad import EndPointer, SpeechEnd, SpeechTail
+from tomsip.audio.vad import EndPointer, SpeechEnd, SpeechStart, SpeechTail
 from tomsip.call.turn_taking import Completeness, TurnTakingPolicy, completeness
 from tomsip.speech.inference import InferenceOverloaded, InferencePool
 from tomsip.speech.sentences import SentenceCutter, split_sentences
@@ -139,3 +139,22 @@ def test_the_fading_tail_of_an_utterance_counts_as_silence_but_soft_speech_does_
     tail.reset()
     assert not tail.quiet(-50), "a new utterance starts from its own level"
     assert not SpeechTail(drop_db=0).quiet(-100), "0 switches the rule off"
+
+
+def test_caller_speech_keeps_the_preroll_and_counts_echo() -> None:
+    from tomsip.audio.caller_speech import PREROLL_MS, CallerSpeech
+
+    caller = CallerSpeech(silence_ms=200, onset_ms=40, max_utterance_ms=5000, echo_return_loss_db=12, tail_drop_db=30)
+    quiet = _tone_frames(-90, 20)
+    loud = _tone_frames(-20, 30)
+    for frame in quiet:
+        caller.hear(frame, played_frames=0)
+    starts = [e for frame in loud for e in caller.hear(frame, played_frames=0)[1] if isinstance(e, SpeechStart)]
+    assert len(starts) == 1
+    heard = caller.so_far()
+    # the 200 ms window that held the onset (8 quiet frames and the 2 onset frames), then the rest
+    assert len(heard) == (PREROLL_MS // 20 + 28) * FRAME_BYTES
+    assert heard[:FRAME_BYTES] == quiet[0] and heard[-FRAME_BYTES:] == loud[-1]
+    caller.echo.on_play(b"".join(_tone_frames(-10, 30)))
+    voiced, _ = caller.hear(_tone_frames(-30, 1)[0], played_frames=30)
+    assert not voiced and caller.echo_suppressed == 1

@@ -15,21 +15,12 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 
-from tomsip.audio.echo_gate import EchoGate
-from tomsip.audio.frames import FRAME_MS, rms_dbfs
+from tomsip.audio.caller_speech import CallerSpeech
+from tomsip.audio.frames import FRAME_MS
 from tomsip.audio.port import AudioPort
-from tomsip.audio.vad import (
-    EndPointer,
-    SpeechEnd,
-    SpeechStart,
-    SpeechTail,
-    VoiceDetector,
-    VoiceDuration,
-    VoiceGap,
-)
+from tomsip.audio.vad import SpeechEnd, SpeechStart, VoiceDuration, VoiceGap
 from tomsip.call import fsm
 from tomsip.call.dialplan import Route
 from tomsip.monitor.logs import call_id_var
@@ -38,8 +29,6 @@ from tomsip.speech.stages import CallBrain, Transcript, TurnLatency, TurnRequest
 from tomsip.store.base import CallRecord, Store
 
 log = logging.getLogger("tomsip.call")
-
-PREROLL_MS = 200
 
 
 class CallSession:
@@ -62,16 +51,20 @@ class CallSession:
         self.metrics = metrics
         self.fsm = fsm.CallFsm(route.fsm_config)
         s = route.plan.settings
-        self._vad = VoiceDetector(vad_aggressiveness)
-        self._endpointer = EndPointer(s.silence_ms, s.onset_ms, s.max_utterance_ms)
+        self._caller = CallerSpeech(
+            silence_ms=s.silence_ms,
+            onset_ms=s.onset_ms,
+            max_utterance_ms=s.max_utterance_ms,
+            echo_return_loss_db=s.echo_return_loss_db,
+            tail_drop_db=s.tail_drop_db,
+            vad_aggressiveness=vad_aggressiveness,
+        )
+        self._endpointer = self._caller.endpointer
+        self._echo = self._caller.echo
         self._policy = route.turn_taking
-        self._echo = EchoGate(s.echo_return_loss_db)
-        self._tail = SpeechTail(s.tail_drop_db)
         self._speculation: asyncio.Task[Transcript | None] | None = None
         self._last_voiced_at = 0.0
         self._speech_end_at = 0.0
-        self._preroll: deque[bytes] = deque(maxlen=PREROLL_MS // FRAME_MS)
-        self._utterance: list[bytes] = []
         self._turn_task: asyncio.Task[None] | None = None
         self._turn_task_turn = 0
         self._awaiting_playout = 0
@@ -150,24 +143,14 @@ class CallSession:
         if self.fsm.state is fsm.State.ENDED:
             return
         self.brain.hear(frame)
-        voiced = self._vad.is_speech(frame)
-        far_db = self._echo.far_level(self.port.played_ms // FRAME_MS)  # every frame: it is the gate's clock
-        if voiced and self._echo.is_echo_of(frame, far_db):
-            voiced = False
+        suppressed = self._caller.echo_suppressed
+        voiced, events = self._caller.hear(frame, self.port.played_ms // FRAME_MS)
+        if self._caller.echo_suppressed != suppressed:
             self.metrics.echo_suppressed_frames.inc()
-        if voiced and self._endpointer.in_speech and self._tail.quiet(rms_dbfs(frame)):
-            voiced = False
         if voiced:
             self._last_voiced_at = time.perf_counter()
-        if self._endpointer.in_speech:
-            self._utterance.append(frame)
-        else:
-            self._preroll.append(frame)
-        for event in self._endpointer.push(voiced):
+        for event in events:
             if isinstance(event, SpeechStart):
-                self._tail.reset()
-                self._utterance = list(self._preroll)
-                self._preroll.clear()
                 self._drop_speculation()
                 self._feed(fsm.SpeechStarted())
             elif isinstance(event, VoiceDuration):
@@ -198,7 +181,7 @@ class CallSession:
         if not self._policy.speculative or self.fsm.state is not fsm.State.LISTENING:
             return
         self._drop_speculation("stale")
-        audio = b"".join(self._utterance)
+        audio = self._caller.so_far()
         self._endpointer.set_silence_ms(self._policy.pending_silence_ms)
         task = asyncio.get_running_loop().create_task(self.brain.transcribe(audio))
         self._speculation = task
@@ -213,7 +196,7 @@ class CallSession:
                 return  # the utterance already ended; the turn awaits this task itself
             need = self._policy.silence_for(transcript.text) if transcript else self._policy.silence_ms
             if self._endpointer.silent_ms >= need:
-                end = self._endpointer.force_end()
+                end = self._caller.force_end()
                 if end is not None:
                     self._end_utterance(end)
             else:
@@ -341,14 +324,13 @@ class CallSession:
     def _start_turn(self, action: fsm.StartTurn) -> None:
         if self._turn_task is not None:
             self._turn_task.cancel()
-        audio = b""
+        audio = self._caller.take_utterance()
         speculation = None
         if action.kind is fsm.TurnKind.UTTERANCE:
-            audio = b"".join(self._utterance)
             speculation, self._speculation = self._speculation, None
         else:
+            audio = b""
             self._drop_speculation()
-        self._utterance = []
         request = TurnRequest(action.turn, action.kind, audio, action.speech_ms, action.digit)
         self._turn_task_turn = action.turn
         speech_end = self._speech_end_at if action.kind is fsm.TurnKind.UTTERANCE else 0.0

@@ -33,7 +33,7 @@ import aiohttp
 from tomsip.audio.frames import bytes_to_ms
 from tomsip.call.fsm import TurnKind
 from tomsip.monitor.metrics import Metrics
-from tomsip.speech.realtime_audio import Decoder, Encoder, WireFormat
+from tomsip.speech.realtime_wire import Decoder, Encoder, WireFormat, session_update
 from tomsip.speech.stages import ReplyAudio, SpeechStageError, Transcript, TurnLatency, TurnRequest
 
 log = logging.getLogger("tomsip.speech.realtime")
@@ -245,7 +245,7 @@ class RealtimeBrain:
             headers["OpenAI-Beta"] = "realtime=v1"
         try:
             ws = await self._http.ws_connect(self._config.url, headers=headers, heartbeat=20)
-            await ws.send_str(json.dumps(self._session_update()))
+            await ws.send_str(json.dumps(self._session_setup()))
         except (aiohttp.ClientError, OSError) as exc:
             self._metrics.api_errors.labels(backend=BACKEND, kind="unreachable").inc()
             log.warning("speech-to-speech backend unreachable: %s", type(exc).__name__)
@@ -255,27 +255,8 @@ class RealtimeBrain:
         self._writer = loop.create_task(self._write_loop(self._ws))
         self._reader = loop.create_task(self._read_loop(self._ws))
 
-    def _session_update(self) -> dict[str, object]:
-        vad = {"type": "server_vad", "create_response": False, "interrupt_response": True, "silence_duration_ms": 500}
-        if self._config.protocol == "beta":
-            session: dict[str, object] = {
-                "input_audio_format": self._format.beta_name,
-                "output_audio_format": self._format.beta_name,
-                "turn_detection": vad,
-                "voice": self._config.voice,
-                "instructions": self._instructions,
-                "modalities": ["audio", "text"],
-            }
-        else:
-            session = {
-                "type": "realtime",
-                "instructions": self._instructions,
-                "audio": {
-                    "input": {"format": self._format.ga_format, "turn_detection": vad},
-                    "output": {"format": self._format.ga_format, "voice": self._config.voice},
-                },
-            }
-        return {"type": "session.update", "session": session}
+    def _session_setup(self) -> dict[str, object]:
+        return session_update(self._config.protocol, self._format, self._config.voice, self._instructions)
 
     def _send(self, event: dict[str, object]) -> None:
         if self._ws is None:

@@ -1,4 +1,5 @@
-"""Audio formats of the OpenAI Realtime protocol, converted to and from tomsip's internal format.
+"""What travels on the wire to an OpenAI Realtime backend: audio formats (converted to and from
+tomsip's internal format) and the session set-up, in its GA and beta shapes.
 
 The backend takes and gives PCM16 at 24 kHz, or G.711 at 8 kHz. On a G.711 call leg, G.711 goes to
 the backend as it is: the caller's audio was 8 kHz G.711 anyway, it is a third of the bytes of
@@ -73,3 +74,27 @@ class Decoder:
         elif self._fmt is WireFormat.G711_ALAW:
             data = alaw_to_pcm(data)
         return self._resample.convert(data)
+
+
+def session_update(protocol: str, fmt: WireFormat, voice: str, instructions: str) -> dict[str, object]:
+    """The session set-up. The backend's VAD only reports speech (barge-in); tomsip decides turns."""
+    vad = {"type": "server_vad", "create_response": False, "interrupt_response": True, "silence_duration_ms": 500}
+    if protocol == "beta":
+        session: dict[str, object] = {
+            "input_audio_format": fmt.beta_name,
+            "output_audio_format": fmt.beta_name,
+            "turn_detection": vad,
+            "voice": voice,
+            "instructions": instructions,
+            "modalities": ["audio", "text"],
+        }
+    else:
+        session = {
+            "type": "realtime",
+            "instructions": instructions,
+            "audio": {
+                "input": {"format": fmt.ga_format, "turn_detection": vad},
+                "output": {"format": fmt.ga_format, "voice": voice},
+            },
+        }
+    return {"type": "session.update", "session": session}
