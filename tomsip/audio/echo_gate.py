@@ -19,6 +19,7 @@ so when playout stops the window slides on over silence and the gate opens after
 from __future__ import annotations
 
 from collections import deque
+from itertools import islice
 
 from tomsip.audio.frames import FRAME_BYTES, FRAME_MS, rms_dbfs
 
@@ -63,12 +64,14 @@ class EchoGate:
             self._last_played, self._idle_ticks = played_frames, 0
         else:
             self._idle_ticks += 1
+        if self._idle_ticks >= self._tail:
+            return -120.0  # nothing played for a whole tail: the common case while the caller talks
         while self._levels and self._base < played_frames - self._tail:  # bounded history
             self._levels.popleft()
             self._base += 1
         end = min(played_frames - self._base, len(self._levels))
         start = max(0, end - self._tail + self._idle_ticks)
-        return max((self._levels[i] for i in range(start, end)), default=-120.0)
+        return max(islice(self._levels, start, end), default=-120.0)
 
     def is_echo(self, frame: bytes, played_frames: int) -> bool:
         """True when a voiced caller frame may be nothing but our own playout coming back."""

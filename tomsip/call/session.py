@@ -1,7 +1,7 @@
 """CallSession: the thin asyncio driver around the pure call FSM.
 
-It listens to one AudioPort (frames, digits, hang-up), runs VAD, the echo gate and the end-pointer on
-each frame, feeds the FSM, and carries out its actions: running a turn of the brain as a task,
+It listens to one AudioPort (frames, digits, hang-up), hands each frame to CallerSpeech (VAD, echo
+gate, end-pointer), feeds the FSM what was heard, and carries out its actions: running a turn of the brain as a task,
 flushing playout, arming timers, transferring, hanging up. Anything that goes wrong inside this call
 ends this call (BYE, a log line, a metric) and nothing else.
 
@@ -305,7 +305,10 @@ class CallSession:
             self.log.exception("transfer raised")
             taken = False
         if not taken:
-            self._feed(fsm.TransferFailed())
+            try:
+                self._feed(fsm.TransferFailed())
+            except Exception as exc:  # noqa: BLE001
+                self._fail("transfer", exc)
 
     def _fail(self, stage: str, exc: BaseException) -> None:
         self.metrics.call_failures.labels(stage=stage).inc()
