@@ -53,6 +53,7 @@ async def test_sentences_are_spoken_as_they_stream_and_history_is_per_call(chat:
     chunks = await say(brain, "I want an appointment")
     texts = [c.pcm.decode() for _, c in chunks]  # type: ignore[attr-defined]
     assert texts[:2] == ["Sure.", "Tuesday at ten works."] and texts[-1] == "Shall I book it?"
+    assert [c.text for _, c in chunks] == texts, "each sentence's audio says what it is (transcript events)"  # type: ignore[attr-defined]
     assert chunks[1][0] - started < chat.pause_s, "the first sentences came before the stream ended"
     await say(brain, "Yes please", turn=2)
     await say(other, "Hello there")

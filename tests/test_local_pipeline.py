@@ -4,6 +4,7 @@ checks, and what a turn does when a stage cannot serve it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -109,3 +110,16 @@ def test_bad_responder_options_stop_start_up_naming_the_file(tmp_path: Path) -> 
     )
     assert proc.returncode == 2
     assert "bad.toml" in proc.stderr and "open_hours" in proc.stderr
+
+
+def test_speech_api_health_reports_the_configured_backend(make_server) -> None:  # type: ignore[no-untyped-def]
+    """GET /healthz/speech_api: a local pipeline is fine once loaded; an llm pipeline whose endpoint
+    does not answer is reported unhealthy (503) while the server itself stays up."""
+    local = make_server(TOMSIP_PIPELINE="local")
+    status, body = local.get("/healthz/speech_api")
+    assert status == 200 and json.loads(body) == {"pipeline": "local", "ok": True, "backend": "local"}
+    dead = make_server(TOMSIP_PIPELINE="llm", TOMSIP_LLM_BASE_URL="http://127.0.0.1:9/v1")
+    status, body = dead.get("/healthz/speech_api")
+    report = json.loads(body)
+    assert status == 503 and report["ok"] is False and report["backend"] == "chat"
+    assert dead.healthz()[0] == 200, "the speech backend's health is reported apart from readiness"

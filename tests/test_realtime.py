@@ -13,11 +13,13 @@ from tests.support.fake_realtime import FakeRealtimeServer
 from tests.test_session import MemoryPort, speech_frames
 from tomsip.audio.frames import SILENCE_FRAME
 from tomsip.call.dialplan import DialplanModel, Route
+from tomsip.call.fsm import TurnKind
 from tomsip.call.session import CallSession
 from tomsip.monitor.metrics import Metrics
 from tomsip.settings import Settings
 from tomsip.speech.realtime import RealtimeConfig, RealtimePipeline
 from tomsip.speech.registry import build_pipeline
+from tomsip.speech.stages import TurnLatency, TurnRequest
 from tomsip.store.memory import MemoryStore
 
 TICK_S = 0.005  # frames go in four times faster than real time; the fake sends five times faster
@@ -173,4 +175,14 @@ async def test_an_unreachable_backend_apologises_and_the_probe_says_so(backend: 
 async def test_the_registry_builds_the_pipeline_with_a_spoken_apology(backend: FakeRealtimeServer) -> None:
     pipeline = build_pipeline("realtime", Settings(pipeline="realtime", realtime_url=backend.url), Metrics())
     assert len(pipeline._apology) > 16000  # type: ignore[attr-defined]
+    await pipeline.close()
+
+
+async def test_reply_audio_carries_the_backends_transcript(backend: FakeRealtimeServer) -> None:
+    pipeline = RealtimePipeline(RealtimeConfig(backend.url, None, "alloy", 3.0, "auto", "ga"), Metrics(), APOLOGY)
+    brain = pipeline.open("rt-2", {"greeting": "Hi."})
+    chunks = [c async for c in brain.turn(TurnRequest(1, TurnKind.GREETING), TurnLatency())]
+    assert "".join(c.text for c in chunks) == "A tone for you."
+    assert sum(len(c.pcm) for c in chunks) >= 32000 * 19 // 10, "and its 2 s of audio (16 kHz PCM16)"
+    await brain.close()
     await pipeline.close()

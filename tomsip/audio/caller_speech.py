@@ -9,12 +9,19 @@ stay a thin driver: it decides what the events mean for the call, this decides w
 from __future__ import annotations
 
 from collections import deque
+from typing import Protocol
 
 from tomsip.audio.echo_gate import EchoGate
 from tomsip.audio.frames import FRAME_MS, rms_dbfs
 from tomsip.audio.vad import EndPointer, EndPointEvent, SpeechEnd, SpeechStart, SpeechTail, VoiceDetector
 
-PREROLL_MS = 200  # kept before the onset, so the utterance does not start mid-word
+PREROLL_MS = 200
+
+
+class VoiceActivityDetector(Protocol):
+    """Is this 20 ms internal-format frame speech? (webrtcvad's VoiceDetector, or another model.)"""
+
+    def is_speech(self, frame: bytes) -> bool: ...  # kept before the onset, so the utterance does not start mid-word
 
 
 class CallerSpeech:
@@ -27,8 +34,9 @@ class CallerSpeech:
         echo_return_loss_db: float,
         tail_drop_db: float,
         vad_aggressiveness: int = 2,
+        vad: VoiceActivityDetector | None = None,
     ) -> None:
-        self._vad = VoiceDetector(vad_aggressiveness)
+        self._vad = vad or VoiceDetector(vad_aggressiveness)
         self.endpointer = EndPointer(silence_ms, onset_ms, max_utterance_ms)
         self.echo = EchoGate(echo_return_loss_db)
         self._tail = SpeechTail(tail_drop_db)

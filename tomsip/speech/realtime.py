@@ -147,7 +147,8 @@ class RealtimeBrain:
                     if request.kind is TurnKind.UTTERANCE:
                         self._metrics.speech_to_speech_latency_ms.observe(latency.first_audio_ms)
                 self._yielded_ms += bytes_to_ms(len(pcm))
-                yield ReplyAudio(pcm)
+                text, response.transcript = "".join(response.transcript), []
+                yield ReplyAudio(pcm, text=text)
             self._current = None
             if response.status == "failed":
                 raise SpeechStageError(BACKEND, "response_failed")
@@ -335,7 +336,7 @@ class RealtimeBrain:
             if response is not None:
                 response.status = str(body.get("status") or "completed")  # type: ignore[union-attr]
                 response.audio.put_nowait(None)
-                log.debug("response %s %s: %s", response.id, response.status, "".join(response.transcript))
+                log.debug("response %s %s", response.id, response.status)
             self._cancelled.discard(str(body["id"]))  # type: ignore[index]
         elif kind == "input_audio_buffer.speech_started":
             if self._current is not None and self._on_barge_in is not None:

@@ -86,8 +86,8 @@ class StagedBrain:
             if latency.tts_first_ms is None:
                 latency.tts_first_ms = (self._clock() - tts_start) * 1000
                 latency.first_audio_ms = (self._clock() - start) * 1000
+            yield ReplyAudio(pcm, piece.end_call, piece.transfer_to, "" if spoke else piece.text)
             spoke = True
-            yield ReplyAudio(pcm, piece.end_call, piece.transfer_to)
         if (piece.end_call or piece.transfer_to) and not spoke:
             yield ReplyAudio(b"", piece.end_call, piece.transfer_to)
 

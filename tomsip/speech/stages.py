@@ -45,11 +45,14 @@ class ReplyText:
 
 @dataclass
 class ReplyAudio:
-    """A chunk of reply audio (internal format), with what the brain decided so far."""
+    """A chunk of reply audio (internal format), with what the brain decided so far. `text` is what
+    this chunk starts to say (a sentence, or a speech-to-speech backend's transcript so far): the
+    transcript events a browser shows live."""
 
     pcm: bytes
     end_call: bool = False
     transfer_to: str = ""
+    text: str = ""
 
 
 @dataclass
@@ -102,7 +105,11 @@ class TextToSpeech(Protocol):
 
 
 class CallBrain(Protocol):
-    """A pipeline bound to one call. `turn` streams reply audio and fills `latency`."""
+    """A pipeline bound to one call. `turn` streams reply audio and fills `latency`.
+
+    STT -> Responder -> TTS is one way to be a brain (StagedBrain); a speech-to-speech backend is the
+    other (RealtimeBrain): audio in through `hear`, audio and transcript out through `turn`, and the
+    backend's own barge-in through `on_barge_in`."""
 
     def turn(self, request: TurnRequest, latency: TurnLatency) -> AsyncIterator[ReplyAudio]: ...
 
