@@ -48,15 +48,9 @@ PIPER_SENTENCES = {
 
 def piper_8k(text: str) -> bytes:
     from tomsip.audio.resample import resample_once
-    from tomsip.speech.inference import InferencePool
-    from tomsip.speech.local.pipeline import offline_voice
-    from tomsip.speech.local.piper_tts import PiperSpeech
+    from tomsip.speech.local.pipeline import speak_offline
 
-    pool = InferencePool("make-pcaps", 1, 0)
-    speech = PiperSpeech(offline_voice(), pool)
-    pcm16k = speech.speak_sync(text)
-    pool.close()
-    return resample_once(pcm16k, 16000, 8000)
+    return resample_once(speak_offline(text), 16000, 8000)
 
 
 def cough_8k() -> bytes:

@@ -22,6 +22,7 @@ import numpy as np
 
 from tests.support.pcap import read_udp, rtp_packet
 from tests.support.rtp import RtpPeer
+from tomsip.audio.frames import rms_dbfs
 from tomsip.audio.g711 import pcm_to_ulaw, ulaw_to_pcm
 
 PCAPS = Path(__file__).resolve().parents[2] / "sipp_scenarios" / "pcap"
@@ -34,8 +35,7 @@ def utterance(name: str) -> list[bytes]:
 
 
 def level_dbfs(ulaw: bytes) -> float:
-    x = np.frombuffer(ulaw_to_pcm(ulaw), "<i2").astype(np.float64)
-    return 20 * np.log10(max(float(np.sqrt(np.mean(x * x))), 1e-9) / 32768)
+    return rms_dbfs(ulaw_to_pcm(ulaw))
 
 
 class ConversingCaller:

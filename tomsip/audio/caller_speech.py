@@ -15,13 +15,13 @@ from tomsip.audio.echo_gate import EchoGate
 from tomsip.audio.frames import FRAME_MS, rms_dbfs
 from tomsip.audio.vad import EndPointer, EndPointEvent, SpeechEnd, SpeechStart, SpeechTail, VoiceDetector
 
-PREROLL_MS = 200
+PREROLL_MS = 200  # kept before the onset, so the utterance does not start mid-word
 
 
 class VoiceActivityDetector(Protocol):
     """Is this 20 ms internal-format frame speech? (webrtcvad's VoiceDetector, or another model.)"""
 
-    def is_speech(self, frame: bytes) -> bool: ...  # kept before the onset, so the utterance does not start mid-word
+    def is_speech(self, frame: bytes) -> bool: ...
 
 
 class CallerSpeech:

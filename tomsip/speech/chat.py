@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
@@ -94,6 +95,7 @@ class ChatClient:
 
 
 _DONE = object()
+_MARKERS = re.compile(f"{re.escape(HANGUP)}|{re.escape(TRANSFER)}", re.IGNORECASE)
 
 
 def _parse_sse_line(raw: bytes) -> str | object | None:
@@ -179,12 +181,8 @@ class ChatConversation:
 
 def _strip_markers(text: str) -> tuple[str, bool, bool]:
     lowered = text.lower()
-    hangup, transfer = HANGUP in lowered, TRANSFER in lowered
-    for marker in (HANGUP, TRANSFER):
-        while marker in text.lower():
-            i = text.lower().index(marker)
-            text = text[:i] + text[i + len(marker) :]
-    return " ".join(text.split()), hangup, transfer
+    spoken = _MARKERS.sub("", text)
+    return " ".join(spoken.split()), HANGUP in lowered, TRANSFER in lowered
 
 
 class ChatResponder:

@@ -102,7 +102,6 @@ class RealtimeBrain:
         self._awaiting: asyncio.Future[_Response] | None = None  # the turn waiting for response.created
         self._current: _Response | None = None
         self._cancelled: set[str] = set()
-        self._turn_error: SpeechStageError | None = None
         self._on_barge_in: Callable[[], None] | None = None
         self._yielded_ms = 0
         self._dropped_ms = 0
@@ -138,7 +137,7 @@ class RealtimeBrain:
                     async with asyncio.timeout(self._config.timeout_s):
                         pcm = await response.audio.get()
                 except TimeoutError:
-                    raise SpeechStageError(BACKEND, "timeout", "no audio in time") from None
+                    raise self._timeout("no audio in time") from None
                 if pcm is None:
                     break
                 if first:
@@ -173,7 +172,6 @@ class RealtimeBrain:
     async def _request_response(self, request: TurnRequest) -> _Response:
         await self._connected()
         self._yielded_ms = self._dropped_ms = 0
-        self._turn_error = None
         kind = request.kind
         if kind is TurnKind.UTTERANCE:
             self._flush_audio()
@@ -192,11 +190,17 @@ class RealtimeBrain:
             async with asyncio.timeout(self._config.timeout_s):
                 response = await self._awaiting
         except TimeoutError:
-            raise SpeechStageError(BACKEND, "timeout", "no response.created") from None
+            raise self._timeout("no response.created") from None
         finally:
             self._awaiting = None
         self._current = response
         return response
+
+    def _timeout(self, detail: str) -> SpeechStageError:
+        """A wait that ran out: counted like every other backend failure (errors and disconnects are
+        counted where they arrive)."""
+        self._metrics.api_errors.labels(backend=BACKEND, kind="timeout").inc()
+        return SpeechStageError(BACKEND, "timeout", detail)
 
     def _interrupted(self) -> None:
         """Barge-in (local or the backend's): stop the response and say what the caller heard."""
@@ -236,7 +240,7 @@ class RealtimeBrain:
                 async with asyncio.timeout(self._config.timeout_s):
                     await asyncio.shield(self._connecting)
             except TimeoutError:
-                raise SpeechStageError(BACKEND, "timeout", "connect") from None
+                raise self._timeout("connect") from None
         if self._ws is None:
             raise SpeechStageError(BACKEND, "unreachable")
 

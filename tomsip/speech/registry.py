@@ -47,9 +47,7 @@ def _llm(settings: Settings, metrics: Metrics) -> Pipeline:
 
 
 def _realtime(settings: Settings, metrics: Metrics) -> Pipeline:
-    from tomsip.speech.inference import InferencePool
-    from tomsip.speech.local.pipeline import offline_voice
-    from tomsip.speech.local.piper_tts import PiperSpeech
+    from tomsip.speech.local.pipeline import speak_offline
     from tomsip.speech.realtime import RealtimeConfig, RealtimePipeline
     from tomsip.speech.staged import APOLOGY
 
@@ -65,10 +63,7 @@ def _realtime(settings: Settings, metrics: Metrics) -> Pipeline:
         settings.realtime_protocol,
     )
     # When the backend fails a turn the caller still hears why: the apology is spoken offline, once.
-    pool = InferencePool("apology", 1, 0)
-    apology = PiperSpeech(offline_voice(), pool).speak_sync(APOLOGY)
-    pool.close()
-    return RealtimePipeline(config, metrics, apology)
+    return RealtimePipeline(config, metrics, speak_offline(APOLOGY))
 
 
 BUILDERS: dict[str, Callable[[Settings, Metrics], Pipeline]] = {

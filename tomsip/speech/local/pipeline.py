@@ -30,6 +30,11 @@ def offline_voice() -> object:
     return load_piper()
 
 
+def speak_offline(text: str) -> bytes:
+    """Say `text` with the offline voice, blocking: for prompts made once at start-up and test media."""
+    return PiperSpeech(offline_voice()).speak_sync(text)
+
+
 def build_offline_pipeline(
     name: str,
     responder: Responder,

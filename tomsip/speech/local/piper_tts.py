@@ -41,7 +41,9 @@ def load_piper() -> object:
 
 
 class PiperSpeech:
-    def __init__(self, voice: object, pool: InferencePool, length_scale: float | None = None) -> None:
+    def __init__(self, voice: object, pool: InferencePool | None = None, length_scale: float | None = None) -> None:
+        """`pool` runs `synthesize`; without one only the blocking `speak_sync` is usable (prompts made
+        once at start-up, test media)."""
         from piper import SynthesisConfig
 
         self._voice = voice
@@ -50,6 +52,8 @@ class PiperSpeech:
         self._rate: int = voice.config.sample_rate  # type: ignore[attr-defined]
 
     async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+        if self._pool is None:
+            raise RuntimeError("PiperSpeech.synthesize needs an inference pool")
         for sentence in split_sentences(text):
             pcm = await self._pool.run(lambda s=sentence: self.speak_sync(s))
             if pcm:

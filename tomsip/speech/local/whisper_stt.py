@@ -9,8 +9,8 @@ gave the same text for about a third of the time (~0.13 s for a 4 s sentence on 
 WER this costs, if any, is measured by bench/latency. The turn-taking policy also starts it during
 the caller's pause (tomsip/call/turn_taking.py), so a turn seldom waits for it at all.
 
-Whisper invents text on noise and silence ("Thank you."); a segment that the model itself rates as
-probably not speech is dropped, so noise yields an empty transcript and a re-prompt.
+Whisper invents text on noise and silence ("Thank you."); when the model itself rates the audio as
+probably not speech, the transcript is empty, so noise yields a re-prompt.
 """
 
 from __future__ import annotations
