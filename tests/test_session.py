@@ -153,3 +153,29 @@ async def test_a_failing_brain_ends_only_its_call_with_a_hangup(speech: list[byt
     assert await asyncio.wait_for(task, 2) == "error"
     assert port.hung_up
     assert metrics.call_failures.labels(stage="turn")._value.get() == 1
+
+
+async def test_speech_resumed_right_after_a_turn_ended_is_heard_with_the_words_before(speech: list[bytes]) -> None:
+    """The caller paused at a comma long enough to end the turn, then went on: the reply is cut, and
+    the next turn's audio holds both parts, so its transcript is the whole sentence."""
+    port = MemoryPort()
+    session, metrics = make_session(port)
+    requests: list[int] = []
+    real_turn = session.brain.turn
+
+    def recording_turn(request, latency):  # type: ignore[no-untyped-def]
+        requests.append(len(request.audio))
+        return real_turn(request, latency)
+
+    session.brain.turn = recording_turn  # type: ignore[method-assign]
+    task = asyncio.create_task(session.run())
+    await asyncio.sleep(0)
+    first, rest = speech[:60], speech[60:]
+    await run_frames(port, [SILENCE_FRAME] * 60 + first + [SILENCE_FRAME] * 30)  # the turn ends at 500 ms
+    assert session.fsm.state.value in ("thinking", "speaking") and len(requests) == 2
+    await run_frames(port, rest + [SILENCE_FRAME] * 40)  # within a second: a barge-in that goes on
+    assert session.fsm.barge_ins == 1 and len(requests) == 3
+    assert requests[2] >= requests[1] + len(b"".join(rest)) - 40 * FRAME_BYTES, requests
+    assert metrics.speculative_stt.labels(outcome="rejoined")._value.get() == 1
+    session.on_hangup("remote_hangup")
+    await task

@@ -74,6 +74,10 @@ class CallerSpeech:
         """The utterance being spoken, as heard until now."""
         return b"".join(self._utterance)
 
+    def continues(self, earlier: bytes) -> None:
+        """The utterance now starting goes on from `earlier` (a turn ended too soon): hear both as one."""
+        self._utterance.insert(0, earlier)
+
     def take_utterance(self) -> bytes:
         """The finished utterance's audio; the buffer starts afresh."""
         audio, self._utterance = b"".join(self._utterance), []

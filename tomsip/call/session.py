@@ -30,6 +30,10 @@ from tomsip.store.base import CallRecord, Store
 
 log = logging.getLogger("tomsip.call")
 
+# A caller who speaks again this soon after their turn ended was not done (a pause at a comma taken
+# for the end): what they said before is heard again with what follows, as one utterance.
+REJOIN_MS = 1000
+
 
 class CallSession:
     def __init__(
@@ -65,6 +69,7 @@ class CallSession:
         self._speculation: asyncio.Task[Transcript | None] | None = None
         self._last_voiced_at = 0.0
         self._speech_end_at = 0.0
+        self._answered: tuple[bytes, int] = (b"", 0)  # the utterance the current turn answers, its end frame
         self._turn_task: asyncio.Task[None] | None = None
         self._turn_task_turn = 0
         self._awaiting_playout = 0
@@ -151,6 +156,7 @@ class CallSession:
             self._last_voiced_at = time.perf_counter()
         for event in events:
             if isinstance(event, SpeechStart):
+                self._rejoin_if_too_soon()
                 self._drop_speculation()
                 self._feed(fsm.SpeechStarted())
             elif isinstance(event, VoiceDuration):
@@ -167,6 +173,17 @@ class CallSession:
         if self._awaiting_playout and not self.port.playing:
             turn, self._awaiting_playout = self._awaiting_playout, 0
             self._feed(fsm.PlayoutDone(turn))
+
+    def _rejoin_if_too_soon(self) -> None:
+        """Speech again while we answer an utterance that ended under REJOIN_MS ago: if it becomes a
+        barge-in, the next turn hears the earlier words too (a cough that never confirms is dropped
+        with its utterance as before)."""
+        audio, end_frame = self._answered
+        if not audio or self.fsm.state not in (fsm.State.THINKING, fsm.State.SPEAKING):
+            return
+        if (self._endpointer.frame_index - end_frame) * FRAME_MS <= REJOIN_MS:
+            self._caller.continues(audio)
+            self.metrics.speculative_stt.labels(outcome="rejoined").inc()
 
     def _end_utterance(self, event: SpeechEnd) -> None:
         self._speech_end_at = self._last_voiced_at
@@ -331,8 +348,10 @@ class CallSession:
         speculation = None
         if action.kind is fsm.TurnKind.UTTERANCE:
             speculation, self._speculation = self._speculation, None
+            self._answered = (audio, self._endpointer.frame_index)
         else:
             audio = b""
+            self._answered = (b"", 0)
             self._drop_speculation()
         request = TurnRequest(action.turn, action.kind, audio, action.speech_ms, action.digit)
         self._turn_task_turn = action.turn
