@@ -6,6 +6,7 @@ from tomsip.call import fsm
 from tomsip.call.fsm import (
     CallEnded,
     CallFsm,
+    CancelTimer,
     CancelTurn,
     CountBargeIn,
     FlushPlayout,
@@ -248,3 +249,98 @@ def test_a_refused_transfer_says_goodbye_and_a_silent_one_times_out_with_bye() -
     _reply_asking_transfer(silent)
     actions = silent.handle(fsm.TimerFired(fsm.CLOSING_TIMER))
     assert Hangup("transfer_timeout") in actions and actions[-1] == CallEnded("transfer_timeout")
+
+
+# ---- end-of-call rating ----
+
+
+def rating_asked(config: FsmConfig | None = None) -> CallFsm:
+    """A call whose assistant has just said its last reply (end_call) and asked for a rating."""
+    machine = started(config or FsmConfig(ask_rating=True, rating_timeout_ms=5000))
+    machine.handle(fsm.ReplyStarted(1))
+    machine.handle(fsm.ReplyFinished(1))
+    machine.handle(fsm.PlayoutDone(1))
+    machine.handle(fsm.DigitPressed("#"))
+    machine.handle(fsm.ReplyStarted(2))
+    machine.handle(fsm.ReplyFinished(2, end_call=True))
+    actions = machine.handle(fsm.PlayoutDone(2))
+    assert machine.state is State.RATING
+    assert StartTurn(3, TurnKind.RATING) in actions
+    machine.handle(fsm.ReplyFinished(3))
+    actions = machine.handle(fsm.PlayoutDone(3))
+    assert actions == [StartTimer(fsm.RATING_TIMER, 5000)], "the caller's time starts when the question ends"
+    return machine
+
+
+def test_a_completed_call_asks_for_a_rating_and_a_digit_answers_it() -> None:
+    machine = rating_asked()
+    assert machine.handle(fsm.DigitPressed("7")) == [fsm.RatingRejected("dtmf")]
+    assert machine.state is State.RATING, "a wrong key is counted and the question stays open"
+    actions = machine.handle(fsm.DigitPressed("4"))
+    assert actions[0] == fsm.RecordRating(4, "dtmf")
+    assert StartTurn(4, TurnKind.GOODBYE) in actions and machine.state is State.CLOSING
+    assert (machine.rating, machine.rating_source) == (4, "dtmf")
+    machine.handle(fsm.ReplyFinished(4))
+    assert machine.handle(fsm.PlayoutDone(4))[-1] == CallEnded("completed")
+
+
+def test_a_digit_during_the_rating_question_cuts_it_short() -> None:
+    machine = started(FsmConfig(ask_rating=True))
+    machine.handle(fsm.ReplyStarted(1))
+    machine.handle(fsm.ReplyFinished(1, end_call=True))
+    machine.handle(fsm.PlayoutDone(1))
+    assert machine.state is State.RATING
+    actions = machine.handle(fsm.DigitPressed("5"))
+    assert actions[:3] == [fsm.RecordRating(5, "dtmf"), FlushPlayout(), CancelTurn(2)]
+
+
+def test_a_spoken_rating_is_transcribed_and_nonsense_is_rejected() -> None:
+    machine = rating_asked()
+    assert machine.handle(fsm.SpeechStarted()) == [], "no barge-in while a rating is asked"
+    assert machine.handle(fsm.UtteranceEnded(600)) == [fsm.HearRating()]
+    assert machine.handle(fsm.UtteranceEnded(600)) == [], "one utterance is heard at a time"
+    assert machine.handle(fsm.RatingHeard(None)) == [fsm.RatingRejected("speech")]
+    assert machine.handle(fsm.UtteranceEnded(500)) == [fsm.HearRating()]
+    actions = machine.handle(fsm.RatingHeard(2))
+    assert actions[0] == fsm.RecordRating(2, "speech") and machine.state is State.CLOSING
+
+
+def test_no_answer_to_the_rating_question_says_goodbye_unrated() -> None:
+    machine = rating_asked()
+    actions = machine.handle(fsm.TimerFired(fsm.RATING_TIMER))
+    assert StartTurn(4, TurnKind.GOODBYE) in actions and machine.rating is None
+    assert machine.end_reason == "completed"
+
+
+def test_a_caller_who_rated_during_the_call_is_not_asked_again() -> None:
+    machine = listening()
+    assert machine.handle(fsm.RatingGiven(5, "browser")) == [fsm.RecordRating(5, "browser")]
+    assert machine.state is State.LISTENING, "the call goes on"
+    assert machine.handle(fsm.RatingGiven(9, "browser")) == [fsm.RatingRejected("browser")]
+    machine.handle(fsm.DigitPressed("#"))
+    machine.handle(fsm.ReplyFinished(2, end_call=True))
+    actions = machine.handle(fsm.PlayoutDone(2))
+    assert StartTurn(3, TurnKind.GOODBYE) in actions
+
+
+def test_without_ask_rating_a_completed_call_just_says_goodbye() -> None:
+    machine = started()
+    machine.handle(fsm.ReplyFinished(1, end_call=True))
+    assert StartTurn(2, TurnKind.GOODBYE) in machine.handle(fsm.PlayoutDone(1))
+
+
+def test_hanging_up_while_the_assistant_speaks_is_remembered_for_the_reward() -> None:
+    machine = started()
+    machine.handle(fsm.ReplyStarted(1))
+    machine.handle(fsm.RemoteHangup())
+    assert machine.hung_up_while_speaking
+    quiet = listening()
+    quiet.handle(fsm.RemoteHangup())
+    assert not quiet.hung_up_while_speaking
+
+
+def test_hanging_up_during_the_rating_question_cancels_it() -> None:
+    machine = rating_asked()
+    actions = machine.handle(fsm.RemoteHangup())
+    assert FlushPlayout() in actions and CancelTimer(fsm.RATING_TIMER) in actions
+    assert actions[-1] == CallEnded("remote") and not machine.hung_up_while_speaking

@@ -20,6 +20,7 @@ from tomsip.call.dialplan import DialplanModel, Route
 from tomsip.call.session import CallSession
 from tomsip.monitor.metrics import Metrics
 from tomsip.speech.mock import build_mock_pipeline
+from tomsip.speech.stages import Transcript
 from tomsip.store.memory import MemoryStore
 
 PCAP = Path(__file__).resolve().parents[1] / "sipp_scenarios" / "pcap" / "speech_short_pcmu.pcap"
@@ -179,3 +180,36 @@ async def test_speech_resumed_right_after_a_turn_ended_is_heard_with_the_words_b
     assert metrics.speculative_stt.labels(outcome="rejoined")._value.get() == 1
     session.on_hangup("remote_hangup")
     await task
+
+
+async def test_a_spoken_rating_ends_the_call_and_feeds_the_signals(speech: list[bytes]) -> None:
+    """The rating question is answered by voice: the utterance is transcribed (the STT is stubbed to
+    hear "Four."; the session, FSM and end-pointer are real) and read as a rating."""
+    port = MemoryPort()
+    plan = DialplanModel.model_validate({"name": "t", "default": True, "learning": {"ask_rating": True}})
+    metrics = Metrics()
+    brain = build_mock_pipeline().open(port.call_id, {})
+    heard: list[int] = []
+
+    async def hears_four(audio: bytes) -> Transcript:
+        heard.append(len(audio))
+        return Transcript("Four.")
+
+    brain.transcribe = hears_four  # type: ignore[method-assign]
+    session = CallSession(port, brain, Route(plan, "mock", None, "default"), MemoryStore(), metrics)  # type: ignore[arg-type]
+    task = asyncio.create_task(session.run())
+    await asyncio.sleep(0)
+    await run_frames(port, [SILENCE_FRAME] * 50)
+    session.on_dtmf("#")  # the mock brain ends the conversation
+    await run_frames(port, [SILENCE_FRAME] * 50)
+    assert session.fsm.state.value == "rating"
+    assert session.rate(9) == "out_of_range"
+    await run_frames(port, speech + [SILENCE_FRAME] * 80)
+    assert heard and heard[-1] > 0, "the answer's audio was transcribed"
+    assert (session.fsm.rating, session.fsm.rating_source) == (4, "speech")
+    assert metrics.ratings.labels(source="speech")._value.get() == 1
+    await run_frames(port, [SILENCE_FRAME] * 60)  # the goodbye plays, then the server hangs up
+    assert await asyncio.wait_for(task, 2) == "completed" and port.hung_up
+    signals = session.signals()
+    assert signals.rating == 4 and signals.task_completed and not signals.hung_up_while_speaking
+    assert session.rate(5) == "finished"

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from tomsip.call.dialplan import DialplanError, Dialplans, Route
 from tomsip.call.session import CallSession
+from tomsip.learn.learner import Assignment, PolicyLearner
 from tomsip.monitor.health import health_routes
 from tomsip.monitor.logs import call_id_var
 from tomsip.monitor.metrics import Metrics
@@ -33,7 +34,8 @@ class App:
     def __init__(self, settings: Settings, engine: SipEngine | None = None) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.store = build_store(settings.redis_url, self.metrics)
+        self.store = build_store(settings.redis_url, self.metrics, settings.episode_log, settings.episode_log_max)
+        self.learner = PolicyLearner(self.store, self.metrics)
         self.dialplans = Dialplans.load(settings.dialplans, settings.pipeline)
         # Every pipeline a dialplan names is built now, and every dialplan's options checked against its
         # pipeline: a missing model, an unknown name or a bad option fails start-up, never a call.
@@ -52,6 +54,7 @@ class App:
             engine = BaresipEngine(settings, self.metrics)
         self.engine = engine
         self.sessions: dict[str, CallSession] = {}
+        self._learning: set[asyncio.Task[None]] = set()
         self._answering = 0
         self._runner: web.AppRunner | None = None
         self._stopped = asyncio.Event()
@@ -65,6 +68,7 @@ class App:
 
     async def start(self) -> None:
         await self.store.start()
+        await self.learner.restore(self.dialplans.plans())
         self._runner = web.AppRunner(self.web_app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
@@ -86,6 +90,8 @@ class App:
         end = time.monotonic() + 5
         while self.sessions and time.monotonic() < end:
             await asyncio.sleep(0.05)
+        if self._learning:  # the last calls' episodes
+            await asyncio.wait(self._learning, timeout=max(0.1, end - time.monotonic()))
         log.info("drained")
 
     async def stop(self) -> None:
@@ -142,6 +148,8 @@ class App:
             return
         finally:
             self._answering -= 1
+        assignment = await self.learner.assign(route.plan)
+        route = route.with_policy(assignment.policy)
         brain = self.pipelines[route.pipeline].open(info.call_id, {**brain_options(route), "codec": port.codec})
         session = CallSession(
             port,
@@ -160,3 +168,45 @@ class App:
             await session.run()
         finally:
             self.sessions.pop(key, None)
+            self._learn_from(session, assignment)
+
+    def _learn_from(self, session: CallSession, assignment: Assignment) -> None:
+        """The finished call becomes an episode, off the call's path."""
+
+        async def learn() -> None:
+            try:
+                await self.learner.finish(
+                    session.route.plan,
+                    assignment,
+                    session.call_id,
+                    session.outcome,
+                    session.signals(),
+                    session.fsm.rating_source,
+                )
+            except Exception:
+                self.metrics.episodes.labels("failed").inc()
+                log.exception("learning from a finished call failed")
+
+        task = asyncio.get_running_loop().create_task(learn())
+        self._learning.add(task)
+        task.add_done_callback(self._learning.discard)
+
+    async def feedback(self, call_id: str, rating: object, source: str = "browser") -> str | None:
+        """A rating for a call from outside its audio (the browser's rating event, issue 4): taken only
+        for a live call on this node; returns why it was refused (counted), or None."""
+        reason: str | None
+        session = self.sessions.get(call_id)
+        if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
+            reason = "out_of_range"
+        elif session is not None:
+            reason = session.rate(rating, source)
+        else:
+            try:
+                known = await self.store.get_call(call_id) is not None
+            except Exception:  # noqa: BLE001 - unknown either way
+                known = False
+            reason = "finished" if known else "unknown_call"
+        if reason is not None:
+            self.metrics.feedback_refused.labels(reason=reason).inc()
+            log.info("feedback refused reason=%s", reason)
+        return reason

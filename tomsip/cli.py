@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--config", help="TOML settings file (env TOMSIP_CONFIG_FILE)")
     _add_settings_options(serve)
+    from tomsip.learn import commands as learn_commands
+
+    learn_commands.add_parser(sub)
     args = parser.parse_args(argv)
 
     from tomsip.monitor.logs import setup_logging
@@ -85,6 +88,15 @@ def main(argv: list[str] | None = None) -> int:
         except (DialplanError, EngineStartError, PipelineError) as exc:
             log.error("start-up failed: %s", exc)
             print(f"tomsip: {exc}", file=sys.stderr)
+            return 2
+    if args.command == "learn":
+        from tomsip.call.dialplan import DialplanError
+        from tomsip.store.base import StoreUnavailable
+
+        try:
+            return asyncio.run(learn_commands.run(args, settings))
+        except (DialplanError, StoreUnavailable) as exc:
+            print(f"tomsip learn: {exc}", file=sys.stderr)
             return 2
     return 1
 

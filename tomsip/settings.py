@@ -64,6 +64,16 @@ class Settings(BaseSettings):
     http_host: str = Field("127.0.0.1", description="HTTP listen address (health, metrics)")
     http_port: int = Field(8080, ge=0, le=65535, description="HTTP port")
     redis_url: str | None = Field(None, description="redis://host:port/db; unset: the in-process store")
+    episode_log: Path | None = Field(
+        None,
+        description="JSONL file of learning episodes for the in-process store; the bandit is rebuilt from "
+        "it at start-up (with Redis the episodes go to the stream `episodes`)",
+    )
+    episode_log_max: int = Field(
+        100_000,
+        ge=100,
+        description="Episodes kept: the Redis stream's length, the JSONL file's lines before it rotates",
+    )
     max_calls: int = Field(
         100,
         ge=1,

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tomsip.call.fsm import FsmConfig
+from tomsip.call.policies import DEFAULT_POLICY, LearningModel, PolicyModel, check_policies
 from tomsip.call.turn_taking import TurnTakingPolicy
 
 
@@ -72,6 +73,23 @@ class DialplanModel(BaseModel):
     greeting: str = "Hello, how can I help?"
     settings: ConversationSettings = Field(default_factory=ConversationSettings)
     options: dict[str, Any] = Field(default_factory=dict)
+    policies: list[PolicyModel] = Field(default_factory=list)
+    learning: LearningModel = Field(default_factory=LearningModel)
+
+    @model_validator(mode="after")
+    def _policies_consistent(self) -> DialplanModel:
+        check_policies(self.policies, self.learning)
+        return self
+
+    @property
+    def baseline(self) -> str:
+        if self.learning.baseline:
+            return self.learning.baseline
+        return self.policies[0].name if self.policies else DEFAULT_POLICY
+
+    @property
+    def policy_names(self) -> list[str]:
+        return [p.name for p in self.policies] or [DEFAULT_POLICY]
 
     @field_validator("numbers")
     @classmethod
@@ -94,6 +112,21 @@ class Route:
     plan: DialplanModel
     pipeline: str
     source: Path | None
+    policy: str = ""  # the conversation policy applied (with_policy); "" before one is chosen
+
+    def with_policy(self, name: str) -> Route:
+        """This route as policy `name` changes it (greeting, settings, pipeline options)."""
+        policy = next((p for p in self.plan.policies if p.name == name), None)
+        if policy is None:
+            return Route(self.plan, self.pipeline, self.source, name)
+        plan = self.plan.model_copy(
+            update={
+                "greeting": policy.greeting or self.plan.greeting,
+                "settings": self.plan.settings.model_copy(update=policy.settings_update()),
+                "options": {**self.plan.options, **policy.options_update()},
+            }
+        )
+        return Route(plan, self.pipeline, self.source, name)
 
     @property
     def fsm_config(self) -> FsmConfig:
@@ -105,6 +138,8 @@ class Route:
             max_call_ms=s.max_call_s * 1000,
             no_input_ms=s.no_input_s * 1000,
             max_no_input_prompts=s.max_no_input_prompts,
+            ask_rating=self.plan.learning.ask_rating,
+            rating_timeout_ms=int(self.plan.learning.rating_timeout_s * 1000),
         )
 
     @property
@@ -156,8 +191,15 @@ class Dialplans:
         return {p.pipeline or self._default_pipeline for p, _ in self._plans}
 
     def routes(self) -> list[Route]:
-        """Every plan as a route (for start-up checks)."""
-        return [Route(p, p.pipeline or self._default_pipeline, src) for p, src in self._plans]
+        """Every plan under every one of its policies (for start-up checks)."""
+        return [
+            Route(p, p.pipeline or self._default_pipeline, src).with_policy(name)
+            for p, src in self._plans
+            for name in p.policy_names
+        ]
+
+    def plans(self) -> list[DialplanModel]:
+        return [p for p, _ in self._plans]
 
     def route(self, number: str) -> Route | None:
         best: tuple[int, DialplanModel, Path | None] | None = None

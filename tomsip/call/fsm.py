@@ -14,6 +14,11 @@ Interruption taxonomy (what a barge-in cancels), decided here and nowhere else:
 - a DTMF digit while we speak: flush and cancel, then answer the digit;
 The closing goodbye is not interruptible: the caller cannot talk the call into staying open past its
 end.
+
+End-of-call rating (when the dialplan asks for it): a call that the assistant ends as completed first
+asks for a 1-5 rating (RATING state). A keypad digit 1-5, a spoken "one".."five" (the session
+transcribes the utterance and reports RatingHeard) or a rating from the browser answers it; the
+goodbye follows the answer or the timeout. A rating given earlier in the call is not asked for again.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ class State(enum.Enum):
     LISTENING = "listening"
     THINKING = "thinking"
     SPEAKING = "speaking"
+    RATING = "rating"
     CLOSING = "closing"
     ENDED = "ended"
 
@@ -37,6 +43,7 @@ class TurnKind(enum.Enum):
     DIGIT = "digit"
     NO_INPUT = "no_input"
     GOODBYE = "goodbye"
+    RATING = "rating"  # ask the caller to rate the call, 1 to 5
 
 
 # ---- events -----------------------------------------------------------------------------------
@@ -121,6 +128,21 @@ class DigitPressed:
 
 
 @dataclass(frozen=True)
+class RatingHeard:
+    """The caller's utterance during the rating question, read as a rating (None: not a rating)."""
+
+    value: int | None
+
+
+@dataclass(frozen=True)
+class RatingGiven:
+    """A rating that came from outside the audio (a browser's rating event)."""
+
+    value: int
+    source: str = "browser"
+
+
+@dataclass(frozen=True)
 class TimerFired:
     name: str
 
@@ -153,6 +175,8 @@ Event = (
     | LocalHangupRequested
     | TransferFailed
     | BackendBargeIn
+    | RatingHeard
+    | RatingGiven
 )
 
 # ---- actions ----------------------------------------------------------------------------------
@@ -221,6 +245,26 @@ class CountBargeIn:
 
 
 @dataclass(frozen=True)
+class HearRating:
+    """Transcribe the utterance that just ended and report it back as RatingHeard."""
+
+
+@dataclass(frozen=True)
+class RecordRating:
+    """The caller rated the call `value` (1..5) by `source` (dtmf, speech, browser)."""
+
+    value: int
+    source: str
+
+
+@dataclass(frozen=True)
+class RatingRejected:
+    """Something that was not a rating arrived while one was asked for (counted, then ignored)."""
+
+    source: str
+
+
+@dataclass(frozen=True)
 class CallEnded:
     """The call is over; `reason` says why. Always the last action."""
 
@@ -238,12 +282,17 @@ Action = (
     | Hangup
     | TransferCall
     | CountBargeIn
+    | HearRating
+    | RecordRating
+    | RatingRejected
     | CallEnded
 )
 
 MAX_DURATION_TIMER = "max_duration"
 NO_INPUT_TIMER = "no_input"
 CLOSING_TIMER = "closing_guard"
+RATING_TIMER = "rating"
+RATING_DIGITS = "12345"
 
 
 @dataclass(frozen=True)
@@ -256,6 +305,8 @@ class FsmConfig:
     max_no_input_prompts: int = 2
     closing_guard_ms: int = 8_000
     transfer_guard_ms: int = 40_000
+    ask_rating: bool = False
+    rating_timeout_ms: int = 6_000
 
 
 @dataclass
@@ -274,11 +325,16 @@ class CallFsm:
     _no_input_prompts: int = 0
     _started: bool = False
     _paused: bool = False
+    rating: int | None = None
+    rating_source: str = ""
+    hung_up_while_speaking: bool = False
+    _hearing_rating: bool = False
 
     def handle(self, event: Event) -> list[Action]:
         if self.state is State.ENDED:
             return []
         if isinstance(event, RemoteHangup):
+            self.hung_up_while_speaking = self.state in (State.SPEAKING, State.GREETING)
             return self._end("transferred" if self._transferring else event.reason, send_bye=False)
         if isinstance(event, LocalHangupRequested):
             return self._end(event.reason, send_bye=True)
@@ -298,16 +354,21 @@ class CallFsm:
         """Cancel the current turn; flush if its audio may be playing."""
         self._paused = False
         actions: list[Action] = []
-        if self.state in (State.SPEAKING, State.GREETING):
+        if self.state in (State.SPEAKING, State.GREETING, State.RATING):
             actions.append(FlushPlayout())
         actions.append(CancelTurn(self.turn))
         return actions
 
     def _end(self, reason: str, send_bye: bool) -> list[Action]:
         actions: list[Action] = []
-        if self.state in (State.THINKING, State.SPEAKING, State.GREETING, State.CLOSING):
+        if self.state in (State.THINKING, State.SPEAKING, State.GREETING, State.CLOSING, State.RATING):
             actions += self._interrupt()
-        actions += [CancelTimer(MAX_DURATION_TIMER), CancelTimer(NO_INPUT_TIMER), CancelTimer(CLOSING_TIMER)]
+        actions += [
+            CancelTimer(MAX_DURATION_TIMER),
+            CancelTimer(NO_INPUT_TIMER),
+            CancelTimer(CLOSING_TIMER),
+            CancelTimer(RATING_TIMER),
+        ]
         if send_bye:
             actions.append(Hangup(reason))
         self.state = State.ENDED
@@ -318,12 +379,31 @@ class CallFsm:
     def _close(self, reason: str) -> list[Action]:
         """Say goodbye, then hang up when it has played (or when the guard timer fires)."""
         actions: list[Action] = []
-        if self.state in (State.THINKING, State.SPEAKING, State.GREETING):
+        if self.state in (State.THINKING, State.SPEAKING, State.GREETING, State.RATING):
             actions += self._interrupt()
         self.end_reason = reason
         self.state = State.CLOSING
-        actions += [CancelTimer(NO_INPUT_TIMER), StartTimer(CLOSING_TIMER, self.config.closing_guard_ms)]
+        actions += [
+            CancelTimer(NO_INPUT_TIMER),
+            CancelTimer(RATING_TIMER),
+            StartTimer(CLOSING_TIMER, self.config.closing_guard_ms),
+        ]
         actions += self._new_turn(TurnKind.GOODBYE)
+        return actions
+
+    def _ask_rating_or_close(self, reason: str) -> list[Action]:
+        """A completed call asks for its rating first, unless the caller already gave one."""
+        if not self.config.ask_rating or self.rating is not None:
+            return self._close(reason)
+        self.end_reason = reason
+        self.state = State.RATING
+        return [CancelTimer(NO_INPUT_TIMER), *self._new_turn(TurnKind.RATING)]
+
+    def _rated(self, value: int, source: str) -> list[Action]:
+        self.rating, self.rating_source = value, source
+        actions: list[Action] = [RecordRating(value, source)]
+        if self.state is State.RATING:
+            actions += self._close(self.end_reason or "completed")
         return actions
 
     def _listen(self) -> list[Action]:
@@ -377,6 +457,11 @@ class CallFsm:
         return []
 
     def _on_UtteranceEnded(self, event: UtteranceEnded) -> list[Action]:
+        if self.state is State.RATING:
+            if self._hearing_rating:
+                return []
+            self._hearing_rating = True
+            return [HearRating()]
         if self._paused and self.state in (State.SPEAKING, State.GREETING):
             self._paused = False
             return [ResumePlayout()]
@@ -402,6 +487,8 @@ class CallFsm:
     def _on_ReplyFailed(self, event: ReplyFailed) -> list[Action]:
         if event.turn != self.turn:
             return []
+        if self.state is State.RATING:  # could not ask: go without a rating
+            return self._close(self.end_reason or "completed")
         if self.state is State.CLOSING:
             return self._end(self.end_reason or "error", send_bye=True)
         return self._end("error", send_bye=True)
@@ -417,10 +504,12 @@ class CallFsm:
         self._paused = False
         if self.state is State.CLOSING:
             return resume + self._end(self.end_reason, send_bye=True)
+        if self.state is State.RATING:  # the question has been asked: now the caller has time to answer
+            return [*resume, StartTimer(RATING_TIMER, self.config.rating_timeout_ms)]
         if self._transfer_after_reply:
             return resume + self._transfer(self._transfer_after_reply)
         if self._end_after_reply:
-            return resume + self._close("completed")
+            return resume + self._ask_rating_or_close("completed")
         return resume + self._listen()
 
     def _transfer(self, target: str) -> list[Action]:
@@ -442,7 +531,24 @@ class CallFsm:
         self.state = State.LISTENING  # _close interrupts nothing from here
         return self._close("transfer_failed")
 
+    def _on_RatingHeard(self, event: RatingHeard) -> list[Action]:
+        self._hearing_rating = False
+        if self.state is not State.RATING:
+            return []
+        if event.value is None or str(event.value) not in RATING_DIGITS:
+            return [RatingRejected("speech")]
+        return self._rated(event.value, "speech")
+
+    def _on_RatingGiven(self, event: RatingGiven) -> list[Action]:
+        if self.state is State.CLOSING or str(event.value) not in RATING_DIGITS:
+            return [RatingRejected(event.source)]
+        return self._rated(event.value, event.source)
+
     def _on_DigitPressed(self, event: DigitPressed) -> list[Action]:
+        if self.state is State.RATING:
+            if event.digit not in RATING_DIGITS:
+                return [RatingRejected("dtmf")]
+            return self._rated(int(event.digit), "dtmf")
         if self.state is State.CLOSING:
             return []
         actions: list[Action] = []
@@ -456,6 +562,8 @@ class CallFsm:
             if self.state is State.CLOSING:
                 return []
             return self._close("max_duration")
+        if event.name == RATING_TIMER and self.state is State.RATING:
+            return self._close(self.end_reason or "completed")
         if event.name == CLOSING_TIMER and self.state is State.CLOSING:
             return self._end("transfer_timeout" if self._transferring else self.end_reason, send_bye=True)
         if event.name == NO_INPUT_TIMER and self.state is State.LISTENING:

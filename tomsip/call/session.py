@@ -23,8 +23,10 @@ from tomsip.audio.port import AudioPort
 from tomsip.audio.vad import SpeechEnd, SpeechStart, VoiceDuration, VoiceGap
 from tomsip.call import fsm
 from tomsip.call.dialplan import Route
+from tomsip.learn.reward import CallSignals
 from tomsip.monitor.logs import call_id_var
 from tomsip.monitor.metrics import Metrics
+from tomsip.speech.intents import find_rating
 from tomsip.speech.stages import CallBrain, Transcript, TurnLatency, TurnRequest
 from tomsip.store.base import CallRecord, Store
 
@@ -76,6 +78,8 @@ class CallSession:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._ended = asyncio.Event()
         self._hangup_task: asyncio.Task[None] | None = None
+        self._rating_task: asyncio.Task[None] | None = None
+        self._voice_to_voice_ms: list[float] = []
         self._wall = wall_clock
         self.record = CallRecord(
             call_id=port.call_id,
@@ -85,6 +89,7 @@ class CallSession:
             transport=transport,
             codec=port.codec,
             dialplan=route.plan.name,
+            policy=route.policy,
         )
         self.outcome = ""
         self.log = logging.LoggerAdapter(log, {"call_id": port.call_id})
@@ -117,10 +122,35 @@ class CallSession:
         """Operator or drain: end the call now, with BYE."""
         self._feed(fsm.LocalHangupRequested(reason))
 
+    def rate(self, value: int, source: str = "browser") -> str | None:
+        """A rating from outside the audio (the browser's rating event); returns why it was refused,
+        or None when it was taken."""
+        if self.fsm.state is fsm.State.ENDED:
+            return "finished"
+        if not isinstance(value, int) or not 1 <= value <= 5:
+            return "out_of_range"
+        self._feed(fsm.RatingGiven(value, source))
+        return None if self.fsm.rating == value else "finished"
+
+    def signals(self) -> CallSignals:
+        """What the learning loop's reward is made of, as this call went."""
+        done = self.brain.task_completed()
+        latencies = self._voice_to_voice_ms
+        return CallSignals(
+            task_completed=done if done is not None else self.outcome == "completed",
+            hung_up_while_speaking=self.fsm.hung_up_while_speaking,
+            barge_ins=self.fsm.barge_ins,
+            turn_latency_ms=sum(latencies) / len(latencies) if latencies else None,
+            call_s=max(0.0, self._wall() - self.record.started_at),
+            rating=self.fsm.rating,
+        )
+
     async def _cleanup(self) -> None:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+        if self._rating_task is not None:
+            self._rating_task.cancel()
         if self._turn_task is not None:
             self._turn_task.cancel()
         self._drop_speculation()
@@ -291,6 +321,14 @@ class CallSession:
             self._hangup_task = asyncio.get_running_loop().create_task(self._transfer(action.target))
         elif isinstance(action, fsm.Hangup):
             self._hangup_task = asyncio.get_running_loop().create_task(self._hangup(action.reason))
+        elif isinstance(action, fsm.HearRating):
+            audio = self._caller.take_utterance()
+            self._rating_task = asyncio.get_running_loop().create_task(self._hear_rating(audio))
+        elif isinstance(action, fsm.RecordRating):
+            self.metrics.ratings.labels(source=action.source).inc()
+            self.log.info("rating received source=%s", action.source)
+        elif isinstance(action, fsm.RatingRejected):
+            self.metrics.ratings_rejected.labels(source=action.source).inc()
         elif isinstance(action, fsm.CallEnded):
             self.outcome = action.reason
             self._ended.set()
@@ -306,6 +344,16 @@ class CallSession:
             self._feed(fsm.TimerFired(name))
         except Exception as exc:  # noqa: BLE001
             self._fail("timer", exc)
+
+    async def _hear_rating(self, audio: bytes) -> None:
+        """The caller answered the rating question by voice: what number did they say?"""
+        try:
+            transcript = await self.brain.transcribe(audio) if audio else None
+            self._feed(fsm.RatingHeard(find_rating(transcript.text) if transcript else None))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one call's failure ends one call
+            self._fail("rating", exc)
 
     async def _hangup(self, reason: str) -> None:
         self.log.info("hanging up reason=%s", reason)
@@ -386,6 +434,7 @@ class CallSession:
                         first = False
                         if speech_end:
                             latency.speech_end_to_audio_ms = (time.perf_counter() - speech_end) * 1000
+                            self._voice_to_voice_ms.append(latency.speech_end_to_audio_ms)
                         self._feed(fsm.ReplyStarted(request.turn))
             if first and end_call is False:
                 self.log.debug("turn %d produced no audio", request.turn)

@@ -76,6 +76,52 @@ class Metrics:
             "Voiced caller frames taken for the assistant's own echo and not for speech",
             registry=r,
         )
+        self.policy_selections = Counter(
+            "tomsip_policy_selections_total",
+            "Calls served under each conversation policy, by why it was served",
+            ["dialplan", "policy", "reason"],
+            registry=r,
+        )
+        self.guard_decisions = Counter(
+            "tomsip_guard_decisions_total",
+            "Deploy guard decisions: bandit, capped, shadow, killed, store_unavailable, blacklisted",
+            ["dialplan", "decision"],
+            registry=r,
+        )
+        self.policy_rewards = Histogram(
+            "tomsip_policy_reward",
+            "Reward of each finished call, per policy",
+            ["dialplan", "policy"],
+            buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+            registry=r,
+        )
+        self.ratings = Counter(
+            "tomsip_ratings_total", "End-of-call ratings received, by source", ["source"], registry=r
+        )
+        self.ratings_rejected = Counter(
+            "tomsip_ratings_rejected_total",
+            "Answers to the rating question that were not a rating 1-5, by source",
+            ["source"],
+            registry=r,
+        )
+        self.feedback_refused = Counter(
+            "tomsip_feedback_refused_total",
+            "Feedback refused: unknown_call, finished, out_of_range",
+            ["reason"],
+            registry=r,
+        )
+        self.learning_state_resets = Counter(
+            "tomsip_learning_state_resets_total",
+            "Stored bandit state ignored or reset: corrupt, unknown_policy",
+            ["reason"],
+            registry=r,
+        )
+        self.episodes = Counter(
+            "tomsip_episodes_total",
+            "Learning episodes by what became of them (logged, failed)",
+            ["outcome"],
+            registry=r,
+        )
         self.store_errors = Counter("tomsip_store_errors_total", "Store operations that failed", ["op"], registry=r)
         self.store_dropped_writes = Counter("tomsip_store_dropped_writes_total", "Store writes given up on", registry=r)
         self.registration_failures = Counter(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from tomsip.call.fsm import TurnKind
 from tomsip.speech import intents
-from tomsip.speech.stages import ReplyText, Transcript, TurnRequest
+from tomsip.speech.stages import RATING_PROMPT, ReplyText, Transcript, TurnRequest, rating_prompt
 
 MAX_MISUNDERSTOOD = 3
 DEFAULT_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")
@@ -37,6 +37,7 @@ class BookingOptions:
     open_days: tuple[str, ...] = DEFAULT_DAYS
     open_hours: tuple[int, int] = (9, 17)
     greeting: str = "Hello, this is the booking line. Which day and time would you like to come in?"
+    rating_prompt: str = RATING_PROMPT
 
     @classmethod
     def from_options(cls, options: Mapping[str, object]) -> BookingOptions:
@@ -55,6 +56,7 @@ class BookingOptions:
             open_days=tuple(d.capitalize() for d in days),
             open_hours=(int(hours[0]), int(hours[1])),
             greeting=text("greeting", cls.greeting),
+            rating_prompt=rating_prompt(options),
         )
 
 
@@ -70,6 +72,11 @@ class BookingConversation:
         self.last_prompt = options.greeting
         self.booked = False
 
+    @property
+    def task_completed(self) -> bool:
+        """For the learning loop's reward: the booking was made."""
+        return self.booked
+
     async def respond(self, request: TurnRequest, transcript: Transcript | None) -> AsyncIterator[ReplyText]:
         for reply in self.reply(request, transcript):
             yield reply
@@ -82,6 +89,8 @@ class BookingConversation:
             return self._say(self.options.greeting)
         if kind is TurnKind.GOODBYE:
             return [ReplyText("Thank you for calling. Goodbye!")]
+        if kind is TurnKind.RATING:
+            return [ReplyText(self.options.rating_prompt)]
         if kind is TurnKind.NO_INPUT:
             return self._say("Are you still there? " + self._question())
         if kind is TurnKind.DIGIT:

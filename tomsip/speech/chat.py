@@ -25,7 +25,7 @@ import aiohttp
 
 from tomsip.call.fsm import TurnKind
 from tomsip.speech.sentences import SentenceCutter
-from tomsip.speech.stages import ReplyText, SpeechStageError, Transcript, TurnRequest
+from tomsip.speech.stages import ReplyText, SpeechStageError, Transcript, TurnRequest, rating_prompt
 
 BACKEND = "chat"
 HANGUP, TRANSFER = "[hangup]", "[transfer]"
@@ -121,6 +121,7 @@ class ChatConversation:
         self._client = client
         self._transfer_uri = str(options.get("transfer_uri") or "")
         self.greeting = str(options.get("greeting") or "Hello, how can I help?")
+        self.rating_prompt = rating_prompt(options)
         prompt = str(options.get("system_prompt") or DEFAULT_PROMPT)
         self.history: list[dict[str, str]] = [{"role": "system", "content": prompt}]
 
@@ -132,6 +133,9 @@ class ChatConversation:
             return
         if kind is TurnKind.GOODBYE:
             yield ReplyText("Thank you for calling. Goodbye!")
+            return
+        if kind is TurnKind.RATING:
+            yield ReplyText(self.rating_prompt)
             return
         if kind is TurnKind.NO_INPUT:
             yield ReplyText("Are you still there?")

@@ -89,3 +89,22 @@ def find_time(text: str) -> TimeOfDay | None:
             hour += 12  # "at three" during business hours means the afternoon
         return TimeOfDay(hour, minute)
     return None
+
+
+_RATING_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
+# Whisper hears a lone rating word as its homophone often enough: only when it is all that was said.
+_RATING_HOMOPHONES = {"won": 1, "to": 2, "too": 2, "tree": 3, "for": 4, "fore": 4}
+
+
+def find_rating(text: str) -> int | None:
+    """A spoken 1-5 rating ("four", "I'd say 5", "five stars"); None when there is none, or more than
+    one different number (ambiguous)."""
+    words = re.findall(r"[a-z]+|\d+", text.lower())
+    if len(words) == 1 and words[0] in _RATING_HOMOPHONES:
+        return _RATING_HOMOPHONES[words[0]]
+    found = {_RATING_WORDS[w] for w in words if w in _RATING_WORDS}
+    found |= {int(w) for w in words if w.isdigit() and 1 <= int(w) <= 5 and len(w) == 1}
+    numbers = {w for w in words if w.isdigit() or w in _NUMBER_WORDS}
+    if len(found) != 1 or (len(numbers) > 1 and any(w.isdigit() and not 1 <= int(w) <= 5 for w in numbers)):
+        return None
+    return found.pop()

@@ -11,6 +11,7 @@ only sees the RTP coming back can tell which reply it got (docs: sipp_scenarios/
 | digit '#'                | 2600 Hz, 300 ms, then the call closes                     |
 | no input (re-prompt)     | 3000 Hz, 300 ms                                           |
 | goodbye                  | 350 Hz, 600 ms                                            |
+| rating question          | 1800 Hz, 500 ms                                           |
 
 It implements the same stage interfaces as real speech: MockSpeechToText, MockResponder and ToneSpeech
 (a TTS for the tiny language "tone <Hz> <ms>") run inside the ordinary StagedPipeline.
@@ -35,6 +36,7 @@ DIGITS = "0123456789*#ABCD"
 GREETING_TONE = (440, 800)
 GOODBYE_TONE = (350, 600)
 NO_INPUT_TONE = (3000, 300)
+RATING_TONE = (1800, 500)
 HANGUP_DIGIT_TONE = (2600, 300)
 DIGIT_HZ = 2400
 CHUNK_MS = 200
@@ -69,6 +71,8 @@ class MockConversation:
             yield _tone_text(GOODBYE_TONE)
         elif kind is TurnKind.NO_INPUT:
             yield _tone_text(NO_INPUT_TONE)
+        elif kind is TurnKind.RATING:
+            yield _tone_text(RATING_TONE)
         elif kind is TurnKind.DIGIT:
             if request.digit == "#":
                 yield ReplyText(_tone_text(HANGUP_DIGIT_TONE).text, end_call=True)

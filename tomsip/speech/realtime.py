@@ -48,6 +48,7 @@ TRANSCRIPT_DELTAS = {"response.output_audio_transcript.delta", "response.audio_t
 PROMPTS = {
     TurnKind.NO_INPUT: "The caller has gone quiet. Briefly ask whether they are still there.",
     TurnKind.GOODBYE: "The call is ending now. Say a short, friendly goodbye.",
+    TurnKind.RATING: "Ask the caller to rate this call from one to five on the keypad. Say nothing else.",
 }
 
 
@@ -115,6 +116,9 @@ class RealtimeBrain:
 
     async def transcribe(self, audio: bytes) -> Transcript | None:
         return None  # no local STT: turns end on the dialplan's silence
+
+    def task_completed(self) -> bool | None:
+        return None  # the backend does not say
 
     def hear(self, frame: bytes) -> None:
         if self.closed:
@@ -390,7 +394,8 @@ class RealtimePipeline:
         return RealtimeBrain(self._config, self._client(), options, self._metrics, self._apology)
 
     def check(self, options: Mapping[str, object]) -> None:
-        return None
+        if "speaking_rate" in options:
+            raise ValueError("speaking_rate needs a local TTS; the realtime backend speaks at its own rate")
 
     async def probe(self) -> dict[str, object]:
         """Open a session and wait for `session.created`."""

@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import cast
 
 from tomsip.call.fsm import TurnKind
 from tomsip.monitor.metrics import Metrics
 from tomsip.speech.stages import (
     Conversation,
+    RateAdjustable,
     ReplyAudio,
     ReplyText,
     Responder,
@@ -100,6 +102,10 @@ class StagedBrain:
     def on_barge_in(self, handler: Callable[[], None]) -> None:
         return None  # barge-in is decided locally
 
+    def task_completed(self) -> bool | None:
+        done = getattr(self._conversation, "task_completed", None)
+        return bool(done) if done is not None else None
+
     def _count(self, exc: SpeechStageError) -> None:
         if self._metrics is not None:
             self._metrics.api_errors.labels(backend=exc.backend, kind=exc.kind).inc()
@@ -131,10 +137,22 @@ class StagedPipeline:
         self._probe = probe
 
     def open(self, call_id: str, options: Mapping[str, object]) -> StagedBrain:
-        return StagedBrain(self._stt, self._responder.open(call_id, options), self._tts, self._metrics)
+        return StagedBrain(self._stt, self._responder.open(call_id, options), self._tts_for(options), self._metrics)
+
+    def _tts_for(self, options: Mapping[str, object]) -> TextToSpeech:
+        """The shared TTS, or a view of it at the policy's speaking rate."""
+        rate = options.get("speaking_rate")
+        if rate is None or rate == 1.0:
+            return self._tts
+        if not isinstance(rate, (int, float)) or not 0.5 <= rate <= 2.0:
+            raise ValueError(f"speaking_rate must be a number from 0.5 to 2.0, got {rate!r}")
+        if not hasattr(self._tts, "at_rate"):
+            raise ValueError(f"speaking_rate: the {self.name} pipeline's TTS cannot change its rate")
+        return cast(RateAdjustable, self._tts).at_rate(float(rate))
 
     def check(self, options: Mapping[str, object]) -> None:
         self._responder.open("start-up-check", options)
+        self._tts_for(options)
 
     async def probe(self) -> dict[str, object]:
         """Local stages are loaded and in memory; a hosted stage is asked."""

@@ -67,6 +67,14 @@ class TurnLatency:
     extra: dict[str, float] = field(default_factory=dict)
 
 
+RATING_PROMPT = "Before you go: how did I do? Press or say a number from one, poor, to five, excellent."
+
+
+def rating_prompt(options: Mapping[str, object]) -> str:
+    """The end-of-call rating question: the dialplan's `rating_prompt` option, or the default."""
+    return str(options.get("rating_prompt") or RATING_PROMPT)
+
+
 class PipelineError(ValueError):
     """A pipeline cannot be built: unknown name, missing model package, incomplete hosted-API settings,
     or dialplan options it cannot work with. Raised at start-up, never during a call."""
@@ -104,6 +112,12 @@ class TextToSpeech(Protocol):
     def synthesize(self, text: str) -> AsyncIterator[bytes]: ...
 
 
+class RateAdjustable(Protocol):
+    """A TTS that can speak faster or slower for one call (a policy's `speaking_rate`)."""
+
+    def at_rate(self, rate: float) -> TextToSpeech: ...
+
+
 class CallBrain(Protocol):
     """A pipeline bound to one call. `turn` streams reply audio and fills `latency`.
 
@@ -127,6 +141,11 @@ class CallBrain(Protocol):
 
     def on_barge_in(self, handler: Callable[[], None]) -> None:
         """Call `handler` when the backend itself hears the caller interrupt."""
+        ...
+
+    def task_completed(self) -> bool | None:
+        """Did the caller get what they called for (a booking made)? None: this brain cannot tell.
+        The learning loop's reward uses it."""
         ...
 
     async def close(self) -> None: ...

@@ -1,4 +1,4 @@
-"""The Store seam and the call record it keeps.
+"""The Store seam: call records, the bandit's state and the learning episodes.
 
 Call handling never waits on the store: writes are fire-and-forget from the session's point of view,
 and an implementation that talks to a network service (Redis) queues them, retries, and drops with a
@@ -26,6 +26,7 @@ class CallRecord:
     barge_ins: int = 0
     outcome: str = ""
     latencies_ms: dict[str, float] = field(default_factory=dict)
+    policy: str = ""  # the conversation policy serving the call (tomsip/learn)
 
     def to_fields(self) -> dict[str, str]:
         """Flat string fields for a Redis hash."""
@@ -53,6 +54,7 @@ class CallRecord:
             transport=fields.get("transport", ""),
             codec=fields.get("codec", ""),
             dialplan=fields.get("dialplan", ""),
+            policy=fields.get("policy", ""),
             turns=int(fields.get("turns", 0)),
             barge_ins=int(fields.get("barge_ins", 0)),
             outcome=fields.get("outcome", ""),
@@ -62,6 +64,42 @@ class CallRecord:
 
 class StoreUnavailable(RuntimeError):
     """The backing service cannot be reached right now."""
+
+
+def bandit_field(policy: str, name: str) -> str:
+    """A policy's field in a dialplan's bandit hash: `{policy}:alpha`, `:beta`, `:pulls`, `:blacklisted`.
+    Policy names cannot contain ':' (the dialplan schema refuses it)."""
+    return f"{policy}:{name}"
+
+
+KILLED_FIELD = "killed"  # the kill switch of a whole dialplan, set by `tomsip learn kill`
+
+
+def _positive(value: str | None) -> float | None:
+    try:
+        number = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return number if number is not None and 0 < number < float("inf") else None
+
+
+def increment_posterior(fields: dict[str, str], policy: str, reward: float) -> bool:
+    """alpha += r, beta += 1 - r, pulls += 1 on a flat field dict, in place: the in-process twin of
+    the Redis Lua script (tomsip/store/redis_store.py). Missing fields start from Beta(1, 1); fields
+    that do not parse, or are not positive, are reset to it first. Returns True when it reset."""
+    raw = [fields.get(bandit_field(policy, n)) for n in ("alpha", "beta", "pulls")]
+    alpha, beta = _positive(raw[0]), _positive(raw[1])
+    pulls = raw[2]
+    ok = alpha is not None and beta is not None and pulls is not None and pulls.isdigit()
+    reset = not ok and any(v is not None for v in raw)
+    if not ok:
+        alpha, beta, pulls = 1.0, 1.0, "0"
+    assert alpha is not None and beta is not None and pulls is not None
+    r = min(1.0, max(0.0, reward))
+    fields[bandit_field(policy, "alpha")] = repr(alpha + r)
+    fields[bandit_field(policy, "beta")] = repr(beta + 1.0 - r)
+    fields[bandit_field(policy, "pulls")] = str(int(pulls) + 1)
+    return reset
 
 
 class Store(Protocol):
@@ -74,6 +112,29 @@ class Store(Protocol):
     async def active_call_ids(self) -> list[str]: ...
 
     async def ping(self) -> bool: ...
+
+    # ---- the learning loop: one flat hash per dialplan, and the episode log ----
+
+    async def bandit_fields(self, context: str) -> dict[str, str]:
+        """The bandit state of dialplan `context` (see bandit_field); raises StoreUnavailable."""
+        ...
+
+    async def bandit_update(self, context: str, policy: str, reward: float) -> bool:
+        """Add one reward to a policy's posterior atomically (safe with several processes on one Redis);
+        True when its stored state was corrupt and was reset first. Raises StoreUnavailable."""
+        ...
+
+    async def bandit_set(self, context: str, fields: dict[str, str], replace: bool = False) -> None:
+        """Write fields (a blacklisting, the kill switch, trained posteriors); `replace` drops the rest."""
+        ...
+
+    async def append_episode(self, episode: dict[str, object]) -> None:
+        """Append one finished call's episode to the bounded log. Raises StoreUnavailable."""
+        ...
+
+    async def episodes(self) -> list[dict[str, object]]:
+        """The whole episode log, oldest first (what `tomsip learn train` replays)."""
+        ...
 
     async def start(self) -> None: ...
 

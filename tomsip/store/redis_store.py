@@ -5,11 +5,16 @@ sends them. When Redis is unreachable the writer backs off and retries; snapshot
 `max_age_s`, or beyond `max_pending` calls, are dropped with a warning and a metric. Calls never wait
 on any of this, and when Redis comes back the queue drains by itself (redis-py reconnects on the next
 command).
+
+The bandit state of a dialplan is one hash, `bandit:{dialplan}`; a reward is added by a Lua script,
+so that read, check and write of a posterior are one atomic step however many tomsip processes update
+it at once. Episodes go to a stream, `episodes`, trimmed to about `episode_log_max` entries.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -23,6 +28,32 @@ from tomsip.tasks import cancel_and_wait
 log = logging.getLogger("tomsip.store")
 
 ACTIVE_SET = "calls:active"
+EPISODE_STREAM = "episodes"
+
+# KEYS[1] the dialplan's bandit hash; ARGV[1] the policy, ARGV[2] the reward in [0, 1].
+# Mirrors tomsip.store.base.increment_posterior: missing fields start from Beta(1, 1), corrupt ones
+# (not numbers, not positive, not finite) are reset first and the script returns 1.
+UPDATE_POSTERIOR = """
+local fa, fb, fn = ARGV[1] .. ':alpha', ARGV[1] .. ':beta', ARGV[1] .. ':pulls'
+local raw = redis.call('HMGET', KEYS[1], fa, fb, fn)
+local a, b, n = tonumber(raw[1]), tonumber(raw[2]), tonumber(raw[3])
+local ok = a and b and n and a > 0 and b > 0 and a < math.huge and b < math.huge
+    and n >= 0 and n == math.floor(n)
+local reset = 0
+if not ok then
+  if raw[1] or raw[2] or raw[3] then reset = 1 end
+  a, b, n = 1, 1, 0
+end
+local r = tonumber(ARGV[2])
+if r < 0 then r = 0 elseif r > 1 then r = 1 end
+redis.call('HSET', KEYS[1], fa, string.format('%.17g', a + r), fb, string.format('%.17g', b + 1 - r),
+           fn, string.format('%d', n + 1))
+return reset
+"""
+
+
+def bandit_key(context: str) -> str:
+    return f"bandit:{context}"
 
 
 def call_key(call_id: str) -> str:
@@ -40,6 +71,7 @@ class RedisStore:
         op_timeout_s: float = 1.0,
         on_error: Callable[[str], None] = lambda op: None,
         on_drop: Callable[[int], None] = lambda n: None,
+        episode_log_max: int = 100_000,
     ) -> None:
         self._redis = aioredis.Redis.from_url(
             url,
@@ -57,6 +89,10 @@ class RedisStore:
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._healthy = True
+        self._episode_log_max = episode_log_max
+        self._update_posterior = self._redis.register_script(UPDATE_POSTERIOR)
+
+    shared = True  # every node on this Redis sees the same state
 
     async def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop(), name="redis-store-writer")
@@ -139,6 +175,67 @@ class RedisStore:
             return bool(await self._redis.ping())
         except (RedisError, OSError):
             return False
+
+    # ---- learning ----
+
+    async def bandit_fields(self, context: str) -> dict[str, str]:
+        try:
+            return await self._redis.hgetall(bandit_key(context))
+        except (RedisError, OSError) as exc:
+            self._on_error("read")
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def bandit_update(self, context: str, policy: str, reward: float) -> bool:
+        try:
+            return bool(await self._update_posterior(keys=[bandit_key(context)], args=[policy, repr(float(reward))]))
+        except (RedisError, OSError) as exc:
+            self._on_error("write")
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def bandit_set(self, context: str, fields: dict[str, str], replace: bool = False) -> None:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                if replace:
+                    pipe.delete(bandit_key(context))
+                if fields:
+                    pipe.hset(bandit_key(context), mapping=fields)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._on_error("write")
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def append_episode(self, episode: dict[str, object]) -> None:
+        try:
+            await self._redis.xadd(
+                EPISODE_STREAM,
+                {"json": json.dumps(episode, separators=(",", ":"))},
+                maxlen=self._episode_log_max,
+                approximate=True,
+            )
+        except (RedisError, OSError) as exc:
+            self._on_error("write")
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def episodes(self) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
+        start = "-"
+        try:
+            while True:
+                batch = await self._redis.xrange(EPISODE_STREAM, min=start, max="+", count=1000)
+                for entry_id, fields in batch:
+                    try:
+                        item = json.loads(fields.get("json", ""))
+                    except json.JSONDecodeError:
+                        log.warning("episode %s is not JSON; skipped", entry_id)
+                        continue
+                    if isinstance(item, dict):
+                        out.append(item)
+                if len(batch) < 1000:
+                    return out
+                start = "(" + batch[-1][0]
+        except (RedisError, OSError) as exc:
+            self._on_error("read")
+            raise StoreUnavailable(str(exc)) from exc
 
     @property
     def pending_writes(self) -> int:

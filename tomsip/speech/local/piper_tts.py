@@ -51,6 +51,12 @@ class PiperSpeech:
         self._config = SynthesisConfig(length_scale=length_scale, volume=PEAK)
         self._rate: int = voice.config.sample_rate  # type: ignore[attr-defined]
 
+    def at_rate(self, rate: float) -> PiperSpeech:
+        """The same voice and workers, speaking `rate` times as fast: piper stretches phoneme lengths by
+        length_scale, so the voice's own scale is divided by the rate."""
+        base = float(getattr(self._voice.config, "length_scale", 1.0) or 1.0)  # type: ignore[attr-defined]
+        return PiperSpeech(self._voice, self._pool, length_scale=base / rate)
+
     async def synthesize(self, text: str) -> AsyncIterator[bytes]:
         if self._pool is None:
             raise RuntimeError("PiperSpeech.synthesize needs an inference pool")
