@@ -9,15 +9,21 @@ import time
 
 from aiohttp import web
 
+from tomsip.audio.port import AudioPort
+from tomsip.bridge.browser_port import BrowserPort
+from tomsip.bridge.gate import BrowserGate
+from tomsip.bridge.ws_stream import stream_route
 from tomsip.call.dialplan import DialplanError, Dialplans, Route
 from tomsip.call.session import CallSession
 from tomsip.learn.learner import Assignment, PolicyLearner
 from tomsip.monitor.health import health_routes
 from tomsip.monitor.logs import call_id_var
 from tomsip.monitor.metrics import Metrics
+from tomsip.security.tokens import AuthRefused, TokenVerifier, load_key
 from tomsip.settings import Settings
 from tomsip.sip.admission import Admission
 from tomsip.sip.engine import IncomingCall, SipEngine
+from tomsip.sip.media_clock import MediaClock
 from tomsip.speech.registry import build_pipeline
 from tomsip.speech.stages import Pipeline
 from tomsip.store.factory import build_store
@@ -54,6 +60,8 @@ class App:
             engine = BaresipEngine(settings, self.metrics)
         self.engine = engine
         self.sessions: dict[str, CallSession] = {}
+        self.bridge_clock = MediaClock(self.metrics)
+        self.gate = BrowserGate(settings, _verifier(settings), self.store, self.metrics, self.is_live)
         self._learning: set[asyncio.Task[None]] = set()
         self._answering = 0
         self._runner: web.AppRunner | None = None
@@ -64,11 +72,13 @@ class App:
     def web_app(self) -> web.Application:
         app = web.Application()
         app.add_routes(health_routes(self.metrics, self.readiness, self.speech_probe))
+        app.add_routes([stream_route(self.gate, self, self.bridge_clock, self.settings, self.metrics)])
         return app
 
     async def start(self) -> None:
         await self.store.start()
         await self.learner.restore(self.dialplans.plans())
+        self.bridge_clock.start()
         self._runner = web.AppRunner(self.web_app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
@@ -96,6 +106,7 @@ class App:
 
     async def stop(self) -> None:
         await self.engine.stop()
+        await self.bridge_clock.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         await self.store.close()
@@ -148,27 +159,48 @@ class App:
             return
         finally:
             self._answering -= 1
+        await self._converse(port, route, info.transport)
+
+    async def converse(self, port: BrowserPort, to: str, transport: str) -> str:
+        """A browser conversation (tomsip/bridge): routed like a call to `to`, or to the default plan."""
+        if self.admission.draining:
+            raise LookupError("draining")
+        route = self.dialplans.route(to) if to else self.dialplans.route("")
+        if route is None:
+            raise LookupError(f"no dialplan for {to!r}")
+        return await self._converse(port, route, transport)
+
+    async def _converse(self, port: AudioPort, route: Route, transport: str) -> str:
+        """One conversation on any transport: policy, brain, session, and the episode it leaves."""
         assignment = await self.learner.assign(route.plan)
         route = route.with_policy(assignment.policy)
-        brain = self.pipelines[route.pipeline].open(info.call_id, {**brain_options(route), "codec": port.codec})
+        brain = self.pipelines[route.pipeline].open(port.call_id, {**brain_options(route), "codec": port.codec})
         session = CallSession(
             port,
             brain,
             route,
             self.store,
             self.metrics,
-            transport=info.transport,
+            transport=transport,
             vad_aggressiveness=self.settings.vad_aggressiveness,
         )
-        key = info.call_id
+        key = port.call_id
         while key in self.sessions:  # a reused Call-ID must not evict a live session
             key += "+"
         self.sessions[key] = session
         try:
-            await session.run()
+            return await session.run()
         finally:
             self.sessions.pop(key, None)
             self._learn_from(session, assignment)
+
+    def is_live(self, call_id: str) -> bool:
+        return call_id in self.sessions
+
+    def barge_in(self, call_id: str) -> None:
+        session = self.sessions.get(call_id)
+        if session is not None:
+            session.barge_in()
 
     def _learn_from(self, session: CallSession, assignment: Assignment) -> None:
         """The finished call becomes an episode, off the call's path."""
@@ -210,3 +242,15 @@ class App:
             self.metrics.feedback_refused.labels(reason=reason).inc()
             log.info("feedback refused reason=%s", reason)
         return reason
+
+
+def _verifier(settings: Settings) -> TokenVerifier | None:
+    """Browser sessions need a token key; without one they are refused (auth_not_configured)."""
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+    try:
+        key = load_key(secret, settings.jwt_public_key)
+    except AuthRefused:
+        return None
+    except OSError as exc:
+        raise DialplanError(f"jwt_public_key: cannot read {settings.jwt_public_key}: {exc}") from None
+    return TokenVerifier(key, settings.jwt_algorithms, settings.jwt_leeway_s)

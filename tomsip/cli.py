@@ -55,6 +55,25 @@ async def _serve(settings: Settings) -> int:
     return 0
 
 
+def _mint(args: argparse.Namespace, settings: Settings) -> int:
+    from tomsip.security.tokens import mint
+
+    algorithm = args.algorithm or settings.jwt_algorithms[0]
+    if algorithm.startswith("HS"):
+        if settings.jwt_secret is None:
+            print("tomsip token: set TOMSIP_JWT_SECRET (or use --private-key with RS256/ES256)", file=sys.stderr)
+            return 2
+        key = settings.jwt_secret.get_secret_value()
+    elif args.private_key:
+        with open(args.private_key) as fh:
+            key = fh.read()
+    else:
+        print(f"tomsip token: {algorithm} needs --private-key", file=sys.stderr)
+        return 2
+    print(mint(key, algorithm, args.call_id, args.sub, args.ttl, args.to))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tomsip", description="Realtime phone-assistant server")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,6 +87,18 @@ def main(argv: list[str] | None = None) -> int:
     from tomsip.learn import commands as learn_commands
 
     learn_commands.add_parser(sub)
+    token = sub.add_parser(
+        "token",
+        help="mint a development browser token",
+        description="Mint a JWT for /ws/stream/{call_id} from TOMSIP_JWT_SECRET (HS*) or --private-key (RS*/ES*).",
+    )
+    token.add_argument("--config", help="TOML settings file (env TOMSIP_CONFIG_FILE)")
+    token.add_argument("--call-id", required=True, help="the conversation id the token is for")
+    token.add_argument("--sub", required=True, help="who the token is for")
+    token.add_argument("--ttl", type=int, default=300, help="seconds until it expires (default 300)")
+    token.add_argument("--to", default="", help="the number (dialplan) the browser calls; default plan if unset")
+    token.add_argument("--private-key", help="PEM private key file for RS256/ES256")
+    token.add_argument("--algorithm", help="default: the first of TOMSIP_JWT_ALGORITHMS")
     args = parser.parse_args(argv)
 
     from tomsip.monitor.logs import setup_logging
@@ -89,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             log.error("start-up failed: %s", exc)
             print(f"tomsip: {exc}", file=sys.stderr)
             return 2
+    if args.command == "token":
+        return _mint(args, settings)
     if args.command == "learn":
         from tomsip.call.dialplan import DialplanError
         from tomsip.store.base import StoreUnavailable

@@ -116,8 +116,29 @@ class Settings(BaseSettings):
         "ga", description="Shape of the realtime session set-up (server events of both are understood)"
     )
     realtime_timeout_s: float = Field(10.0, gt=0, le=120, description="Give up on a realtime reply after this long")
+    jwt_secret: SecretStr | None = Field(None, description="Shared secret for HS256 browser tokens")
+    jwt_public_key: str | None = Field(
+        None, description="PEM public key (or a path to one) for RS256/ES256 browser tokens"
+    )
+    jwt_algorithms: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["HS256"],
+        description="Accepted token algorithms (HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384); never none",
+    )
+    jwt_leeway_s: float = Field(10.0, ge=0, le=300, description="Clock skew allowed on exp, nbf and iat")
+    ws_rate: float = Field(120.0, gt=0, description="Messages per second one browser connection may send")
+    ws_burst: float = Field(240.0, ge=1, description="Burst of messages one browser connection may send")
+    ws_max_message: int = Field(65_536, ge=1024, le=4_194_304, description="Largest WebSocket message, bytes")
+    ws_connect_rate: float = Field(5.0, gt=0, description="Browser connection attempts per second per address")
+    ws_connect_burst: float = Field(20.0, ge=1, description="Burst of connection attempts per address")
     vad_aggressiveness: int = Field(2, ge=0, le=3, description="webrtcvad mode 0..3")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level")
+
+    @field_validator("jwt_algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [a.strip() for a in value.split(",") if a.strip()]
+        return value
 
     @field_validator("codecs", mode="before")
     @classmethod
@@ -144,6 +165,14 @@ class Settings(BaseSettings):
             raise ValueError("pipeline llm needs llm_base_url (TOMSIP_LLM_BASE_URL)")
         if self.pipeline == "realtime" and not self.realtime_url:
             raise ValueError("pipeline realtime needs realtime_url (TOMSIP_REALTIME_URL)")
+        signing = {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384"}
+        bad_algs = [a for a in self.jwt_algorithms if a not in signing]
+        if bad_algs or not self.jwt_algorithms:
+            raise ValueError(f"jwt_algorithms must be a non-empty list of {sorted(signing)}; got {self.jwt_algorithms}")
+        if any(a.startswith("HS") for a in self.jwt_algorithms) and any(
+            not a.startswith("HS") for a in self.jwt_algorithms
+        ):
+            raise ValueError("jwt_algorithms mixes HS* with RS*/ES*: one key type only (no algorithm confusion)")
         allowed = {"pcmu", "pcma", "g722", "opus"}
         bad = [c for c in self.codecs if c not in allowed]
         if bad or not self.codecs:

@@ -93,6 +93,8 @@ class CallSession:
         )
         self.outcome = ""
         self.log = logging.LoggerAdapter(log, {"call_id": port.call_id})
+        # Transports with a display (browsers) get state changes and transcripts; SIP has none.
+        self._notify: Callable[[dict[str, object]], None] = getattr(port, "notify", lambda event: None)
         brain.on_barge_in(self._on_backend_barge_in)
 
     @property
@@ -121,6 +123,10 @@ class CallSession:
     def request_hangup(self, reason: str) -> None:
         """Operator or drain: end the call now, with BYE."""
         self._feed(fsm.LocalHangupRequested(reason))
+
+    def barge_in(self) -> None:
+        """The client's own VAD heard the caller talk over the reply (a browser's barge_in event)."""
+        self._on_backend_barge_in()
 
     def rate(self, value: int, source: str = "browser") -> str | None:
         """A rating from outside the audio (the browser's rating event); returns why it was refused,
@@ -290,6 +296,7 @@ class CallSession:
             self.record.state = self.fsm.state.value
             self.record.last_activity = self._wall()
             self._save()
+            self._notify({"type": "state", "state": self.fsm.state.value})
 
     def _do(self, action: fsm.Action) -> None:
         if isinstance(action, fsm.StartTurn):
@@ -423,8 +430,12 @@ class CallSession:
                 self.metrics.speculative_stt.labels(outcome="used" if transcript else "failed").inc()
                 if transcript is not None:
                     request = dataclasses.replace(request, transcript=transcript)
+                    if transcript.text:
+                        self._notify({"type": "transcript", "role": "caller", "text": transcript.text})
                     latency.stt_ms = (time.perf_counter() - started) * 1000  # what the turn still waited
             async for chunk in self.brain.turn(request, latency):
+                if chunk.text:
+                    self._notify({"type": "transcript", "role": "assistant", "text": chunk.text})
                 end_call = end_call or chunk.end_call
                 transfer_to = transfer_to or chunk.transfer_to
                 if chunk.pcm:

@@ -122,6 +122,25 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.websocket_connections = Counter(
+            "tomsip_websocket_connections_total",
+            "Browser WebSocket connections by outcome (accepted, refused)",
+            ["outcome"],
+            registry=r,
+        )
+        self.auth_success = Counter("tomsip_auth_success_total", "Browser tokens accepted", registry=r)
+        self.auth_failures = Counter(
+            "tomsip_auth_failures_total", "Browser tokens refused, by reason", ["reason"], registry=r
+        )
+        self.rate_limit_hits = Counter(
+            "tomsip_rate_limit_hits_total",
+            "Browser requests over a limit: message (per connection), connect (per address)",
+            ["scope"],
+            registry=r,
+        )
+        self.bridge_bad_input = Counter(
+            "tomsip_bridge_bad_input_total", "Browser messages refused, by kind", ["kind"], registry=r
+        )
         self.store_errors = Counter("tomsip_store_errors_total", "Store operations that failed", ["op"], registry=r)
         self.store_dropped_writes = Counter("tomsip_store_dropped_writes_total", "Store writes given up on", registry=r)
         self.registration_failures = Counter(

@@ -113,6 +113,11 @@ class Store(Protocol):
 
     async def ping(self) -> bool: ...
 
+    async def claim_nonce(self, nonce: str, ttl_s: int) -> bool:
+        """Record a token's one-time nonce for `ttl_s` seconds; False if it was already recorded (a
+        replay, also from another node on the same Redis). Raises StoreUnavailable."""
+        ...
+
     # ---- the learning loop: one flat hash per dialplan, and the episode log ----
 
     async def bandit_fields(self, context: str) -> dict[str, str]:

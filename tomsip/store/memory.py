@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import time
 from collections import deque
 from pathlib import Path
 
@@ -28,6 +29,8 @@ class MemoryStore:
         self._ended: list[str] = []
         self._keep_ended = keep_ended
         self._bandit: dict[str, dict[str, str]] = {}
+        self._nonces: dict[str, float] = {}
+        self._max_nonces = 100_000
         self._episode_log = episode_log
         self._episode_log_max = episode_log_max
         self._episode_lines: int | None = None
@@ -58,6 +61,19 @@ class MemoryStore:
 
     async def close(self) -> None:
         return None
+
+    async def claim_nonce(self, nonce: str, ttl_s: int) -> bool:
+        now = time.monotonic()
+        if len(self._nonces) >= self._max_nonces:
+            for key in [k for k, until in self._nonces.items() if until <= now]:
+                del self._nonces[key]
+            if len(self._nonces) >= self._max_nonces:
+                raise StoreUnavailable("nonce table full: too many live tokens")
+        until = self._nonces.get(nonce)
+        if until is not None and until > now:
+            return False
+        self._nonces[nonce] = now + ttl_s
+        return True
 
     # ---- learning ----
 

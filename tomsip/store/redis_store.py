@@ -176,6 +176,13 @@ class RedisStore:
         except (RedisError, OSError):
             return False
 
+    async def claim_nonce(self, nonce: str, ttl_s: int) -> bool:
+        try:
+            return bool(await self._redis.set(f"nonce:{nonce}", "1", nx=True, ex=max(1, ttl_s)))
+        except (RedisError, OSError) as exc:
+            self._on_error("nonce")
+            raise StoreUnavailable(str(exc)) from exc
+
     # ---- learning ----
 
     async def bandit_fields(self, context: str) -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""Browser transports: the WebSocket audio stream and the WebRTC softphone, both AudioPorts."""

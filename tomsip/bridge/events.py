@@ -1,0 +1,129 @@
+"""The browser stream's JSON events, as pydantic v2 models (a discriminated union on `type`).
+
+Audio travels as binary WebSocket frames (PCM16 little-endian mono at the rate the client declared in
+`start`); everything else is one of these JSON events. `python -m tomsip.bridge.events` writes their
+JSON Schema to docs/bridge-events.schema.json (a test keeps the file current).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+SAMPLE_RATES = (8000, 16000, 24000, 48000)
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- client to server ----
+
+
+class Start(_Event):
+    """First event: the audio the client will send, and wants back."""
+
+    type: Literal["start"]
+    sample_rate: Literal[8000, 16000, 24000, 48000] = 16000
+    encoding: Literal["pcm16"] = "pcm16"
+
+
+class BargeIn(_Event):
+    """The client's own VAD heard the user talk over the reply: stop it now."""
+
+    type: Literal["barge_in"]
+
+
+class Stop(_Event):
+    """The user hung up."""
+
+    type: Literal["stop"]
+
+
+class Dtmf(_Event):
+    type: Literal["dtmf"]
+    digit: str = Field(pattern=r"^[0-9*#A-D]$")
+
+
+class Feedback(_Event):
+    """The user's 1-5 rating of the conversation (the learning loop's feedback path)."""
+
+    type: Literal["feedback"]
+    rating: int = Field(ge=1, le=5)
+
+
+ClientEvent = Annotated[Start | BargeIn | Stop | Dtmf | Feedback, Field(discriminator="type")]
+client_events: TypeAdapter[Start | BargeIn | Stop | Dtmf | Feedback] = TypeAdapter(ClientEvent)
+
+
+# ---- server to client ----
+
+
+class Ready(_Event):
+    """The conversation is up; reply audio comes as binary frames at `sample_rate`."""
+
+    type: Literal["ready"] = "ready"
+    call_id: str
+    sample_rate: int
+    policy: str = ""
+
+
+class Transcript(_Event):
+    type: Literal["transcript"] = "transcript"
+    role: Literal["caller", "assistant"]
+    text: str
+
+
+class CallState(_Event):
+    type: Literal["state"] = "state"
+    state: str  # greeting, listening, thinking, speaking, rating, closing, ended
+
+
+class Clear(_Event):
+    """Drop whatever reply audio is still buffered for playback (a barge-in flushed it)."""
+
+    type: Literal["clear"] = "clear"
+
+
+class Error(_Event):
+    """Something the client sent was refused; the connection continues unless a close follows."""
+
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+
+
+class Ended(_Event):
+    type: Literal["ended"] = "ended"
+    reason: str
+
+
+ServerEvent = Annotated[Ready | Transcript | CallState | Clear | Error | Ended, Field(discriminator="type")]
+server_events: TypeAdapter[Ready | Transcript | CallState | Clear | Error | Ended] = TypeAdapter(ServerEvent)
+
+
+def schema() -> dict[str, object]:
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "tomsip browser stream events",
+        "description": "JSON events of WebSocket /ws/stream/{call_id}; audio is binary PCM16 frames.",
+        "client_to_server": client_events.json_schema(),
+        "server_to_client": server_events.json_schema(),
+    }
+
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "bridge-events.schema.json"
+
+
+def schema_text() -> str:
+    return json.dumps(schema(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else SCHEMA_PATH
+    target.write_text(schema_text())
+    print(f"wrote {target}")

@@ -1,0 +1,102 @@
+"""The door every browser session comes through (WebSocket stream and WebRTC signalling alike):
+connection attempts limited per source address, then the token verified and its nonce spent.
+
+Refusals happen before any upgrade, as HTTP errors with a JSON body that names the reason:
+429 for too many attempts, 401 for every token problem (including a replayed nonce and a store that
+cannot be reached to check it: browser sessions fail closed), 409 for a conversation id in use.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+
+from tomsip.monitor.metrics import Metrics
+from tomsip.security.token_bucket import KeyedTokenBuckets
+from tomsip.security.tokens import AuthRefused, Claims, TokenVerifier
+from tomsip.settings import Settings
+from tomsip.store.base import Store, StoreUnavailable
+
+log = logging.getLogger("tomsip.bridge")
+
+CALL_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def refuse(status: int, reason: str) -> web.HTTPException:
+    body = json.dumps({"error": "unauthorized" if status == 401 else "refused", "reason": reason})
+    kind = {401: web.HTTPUnauthorized, 409: web.HTTPConflict, 429: web.HTTPTooManyRequests}.get(
+        status, web.HTTPBadRequest
+    )
+    return kind(text=body, content_type="application/json")
+
+
+def token_of(request: web.Request) -> str | None:
+    """`?token=...`, or a Sec-WebSocket-Protocol value that is a JWT (browsers cannot set headers on
+    a WebSocket), or `Authorization: Bearer` for plain HTTP clients."""
+    token = request.query.get("token")
+    if token:
+        return token
+    for proto in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
+        proto = proto.strip()
+        if proto.count(".") == 2:
+            return proto
+    auth = request.headers.get("Authorization", "")
+    return auth[7:].strip() if auth.lower().startswith("bearer ") else None
+
+
+class BrowserGate:
+    def __init__(
+        self,
+        settings: Settings,
+        verifier: TokenVerifier | None,
+        store: Store,
+        metrics: Metrics,
+        is_live: Callable[[str], bool],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._verifier = verifier
+        self._store = store
+        self._metrics = metrics
+        self._is_live = is_live
+        self._clock = clock
+        self._leeway = settings.jwt_leeway_s
+        self._attempts = KeyedTokenBuckets(settings.ws_connect_rate, settings.ws_connect_burst)
+
+    async def admit(self, request: web.Request, call_id: str) -> Claims:
+        source = request.remote or "unknown"
+        if not self._attempts.allow(source, self._clock()):
+            self._metrics.rate_limit_hits.labels(scope="connect").inc()
+            self._metrics.websocket_connections.labels(outcome="refused").inc()
+            raise refuse(429, "too_many_attempts")
+        try:
+            claims = await self._check(request, call_id)
+        except AuthRefused as exc:
+            self._metrics.auth_failures.labels(reason=exc.reason).inc()
+            self._metrics.websocket_connections.labels(outcome="refused").inc()
+            log.info("browser session refused reason=%s", exc.reason, extra={"call_id": call_id[:64]})
+            raise refuse(401, exc.reason) from None
+        if self._is_live(call_id):
+            self._metrics.websocket_connections.labels(outcome="refused").inc()
+            raise refuse(409, "call_id_in_use")
+        self._metrics.auth_success.inc()
+        return claims
+
+    async def _check(self, request: web.Request, call_id: str) -> Claims:
+        if self._verifier is None:
+            raise AuthRefused("auth_not_configured")
+        if not CALL_ID.match(call_id):
+            raise AuthRefused("call_id_mismatch", "malformed call id")
+        claims = self._verifier.verify(token_of(request), call_id)
+        ttl = int(claims.exp - time.time() + self._leeway) + 1
+        try:
+            fresh = await self._store.claim_nonce(claims.nonce, max(1, ttl))
+        except StoreUnavailable:
+            raise AuthRefused("store_unavailable", "cannot check the token's nonce") from None
+        if not fresh:
+            raise AuthRefused("replayed")
+        return claims
