@@ -213,3 +213,39 @@ async def read_all_until_errors(ws: aiohttp.ClientWebSocketResponse, errors: lis
         elif msg.type is not aiohttp.WSMsgType.BINARY:
             break
     return got
+
+
+async def test_webrtc_signalled_on_the_websocket_converses_in_opus(make_server) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.rtc_client import RtcCaller
+    from tomsip.audio.resample import resample_once
+    from tomsip.bridge.rtc import offer_host_candidates_on
+
+    offer_host_candidates_on("127.0.0.1")  # this test process is the other peer, on loopback too
+    srv = make_server(TOMSIP_JWT_SECRET=SECRET, TOMSIP_RTC_HOST="127.0.0.1")
+    cid = new_call_id()
+    caller = RtcCaller(resample_once(b"".join(speech_frames()), 16000, 48000), delay_s=1.5)
+
+    async def misbehave(ws: aiohttp.ClientWebSocketResponse) -> None:
+        await ws.send_bytes(bytes(640))  # PCM on a WebRTC connection
+        await ws.send_json({"type": "rtc_offer", "sdp": "v=0"})  # a second offer
+
+    await caller.call(ws_url(srv, cid, token(cid)), hangup_after_s=9, actions=misbehave)
+    assert caller.of("ready") and caller.of("ready")[0]["sample_rate"] == 48000
+    assert [e["code"] for e in caller.of("error")] == ["bad_audio", "already_started"]
+    assert len(caller.received) / 96_000 > 5, "reply audio flowed for most of the call"
+    assert caller.peak_dbfs() > -20, "the greeting and the reply are tones at -12 dBFS, through Opus"
+    roles = {e["role"] for e in caller.of("transcript")}
+    assert roles == {"caller", "assistant"}
+    assert caller.close_code == 1000 and caller.of("ended")
+
+
+async def test_a_malformed_offer_is_an_error_not_a_crash(browser_server: TomsipServer) -> None:
+    cid = new_call_id()
+    async with aiohttp.ClientSession() as http, http.ws_connect(ws_url(browser_server, cid, token(cid))) as ws:
+        await ws.send_json({"type": "rtc_offer", "sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\ngarbage"})
+        error = await ws.receive_json(timeout=5)
+        assert error["type"] == "error" and error["code"] == "bad_sdp"
+        await ws.send_json({"type": "start"})  # the connection goes on, and can still start
+        assert (await ws.receive_json(timeout=5))["type"] == "ready"
+        await ws.send_json({"type": "stop"})
+        assert (await asyncio.wait_for(read_all(ws, Received()), 10)).close_code == 1000

@@ -12,6 +12,8 @@ from aiohttp import web
 from tomsip.audio.port import AudioPort
 from tomsip.bridge.browser_port import BrowserPort
 from tomsip.bridge.gate import BrowserGate
+from tomsip.bridge.page import page_routes
+from tomsip.bridge.rtc import offer_host_candidates_on
 from tomsip.bridge.ws_stream import stream_route
 from tomsip.call.dialplan import DialplanError, Dialplans, Route
 from tomsip.call.session import CallSession
@@ -61,6 +63,7 @@ class App:
         self.engine = engine
         self.sessions: dict[str, CallSession] = {}
         self.bridge_clock = MediaClock(self.metrics)
+        offer_host_candidates_on(settings.rtc_host)
         self.gate = BrowserGate(settings, _verifier(settings), self.store, self.metrics, self.is_live)
         self._learning: set[asyncio.Task[None]] = set()
         self._answering = 0
@@ -73,6 +76,7 @@ class App:
         app = web.Application()
         app.add_routes(health_routes(self.metrics, self.readiness, self.speech_probe))
         app.add_routes([stream_route(self.gate, self, self.bridge_clock, self.settings, self.metrics)])
+        app.add_routes(page_routes())
         return app
 
     async def start(self) -> None:

@@ -130,10 +130,17 @@ class Settings(BaseSettings):
     ws_max_message: int = Field(65_536, ge=1024, le=4_194_304, description="Largest WebSocket message, bytes")
     ws_connect_rate: float = Field(5.0, gt=0, description="Browser connection attempts per second per address")
     ws_connect_burst: float = Field(20.0, ge=1, description="Burst of connection attempts per address")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses of reverse proxies (nginx) whose X-Forwarded-For names the real client",
+    )
+    rtc_host: str | None = Field(
+        None, description="Address offered as the WebRTC host candidate (e.g. 127.0.0.1); unset: every interface"
+    )
     vad_aggressiveness: int = Field(2, ge=0, le=3, description="webrtcvad mode 0..3")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level")
 
-    @field_validator("jwt_algorithms", mode="before")
+    @field_validator("jwt_algorithms", "trusted_proxies", mode="before")
     @classmethod
     def _split_algorithms(cls, value: object) -> object:
         if isinstance(value, str):

@@ -43,6 +43,7 @@ class BrowserPort:
         send_audio: Callable[[bytes], None],
         send_event: Callable[[dict[str, object]], None],
         close: Callable[[str], Awaitable[None]],
+        client_channels: int = 1,
     ) -> None:
         self._call_id = call_id
         self._codec = codec
@@ -52,7 +53,7 @@ class BrowserPort:
         self._send_event = send_event
         self._close = close
         self._listener: PortListener | None = None
-        self._in = StreamResampler(client_rate, 1)
+        self._in = StreamResampler(client_rate, client_channels)
         self._out = StreamResampler(SAMPLE_RATE, 1, client_rate) if client_rate != SAMPLE_RATE else None
         self._framer = Framer()
         self._rx: deque[bytes] = deque()

@@ -32,6 +32,14 @@ class Start(_Event):
     encoding: Literal["pcm16"] = "pcm16"
 
 
+class RtcOffer(_Event):
+    """Instead of `start`: the softphone's WebRTC offer (complete, no trickle); audio then flows over
+    WebRTC (Opus) and this WebSocket carries only events."""
+
+    type: Literal["rtc_offer"]
+    sdp: str = Field(max_length=20_000)
+
+
 class BargeIn(_Event):
     """The client's own VAD heard the user talk over the reply: stop it now."""
 
@@ -56,8 +64,8 @@ class Feedback(_Event):
     rating: int = Field(ge=1, le=5)
 
 
-ClientEvent = Annotated[Start | BargeIn | Stop | Dtmf | Feedback, Field(discriminator="type")]
-client_events: TypeAdapter[Start | BargeIn | Stop | Dtmf | Feedback] = TypeAdapter(ClientEvent)
+ClientEvent = Annotated[Start | RtcOffer | BargeIn | Stop | Dtmf | Feedback, Field(discriminator="type")]
+client_events: TypeAdapter[Start | RtcOffer | BargeIn | Stop | Dtmf | Feedback] = TypeAdapter(ClientEvent)
 
 
 # ---- server to client ----
@@ -70,6 +78,11 @@ class Ready(_Event):
     call_id: str
     sample_rate: int
     policy: str = ""
+
+
+class RtcAnswer(_Event):
+    type: Literal["rtc_answer"] = "rtc_answer"
+    sdp: str
 
 
 class Transcript(_Event):
@@ -102,8 +115,10 @@ class Ended(_Event):
     reason: str
 
 
-ServerEvent = Annotated[Ready | Transcript | CallState | Clear | Error | Ended, Field(discriminator="type")]
-server_events: TypeAdapter[Ready | Transcript | CallState | Clear | Error | Ended] = TypeAdapter(ServerEvent)
+ServerEvent = Annotated[Ready | RtcAnswer | Transcript | CallState | Clear | Error | Ended, Field(discriminator="type")]
+server_events: TypeAdapter[Ready | RtcAnswer | Transcript | CallState | Clear | Error | Ended] = TypeAdapter(
+    ServerEvent
+)
 
 
 def schema() -> dict[str, object]:

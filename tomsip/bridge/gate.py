@@ -66,10 +66,18 @@ class BrowserGate:
         self._clock = clock
         self._leeway = settings.jwt_leeway_s
         self._attempts = KeyedTokenBuckets(settings.ws_connect_rate, settings.ws_connect_burst)
+        self._proxies = set(settings.trusted_proxies)
+
+    def source(self, request: web.Request) -> str:
+        """The client's address: the peer, or what a trusted proxy says the client was."""
+        peer = request.remote or "unknown"
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        if peer in self._proxies and forwarded:
+            return forwarded.split(",")[-1].strip()[:64] or peer
+        return peer
 
     async def admit(self, request: web.Request, call_id: str) -> Claims:
-        source = request.remote or "unknown"
-        if not self._attempts.allow(source, self._clock()):
+        if not self._attempts.allow(self.source(request), self._clock()):
             self._metrics.rate_limit_hits.labels(scope="connect").inc()
             self._metrics.websocket_connections.labels(outcome="refused").inc()
             raise refuse(429, "too_many_attempts")

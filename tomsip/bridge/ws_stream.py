@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from tomsip.bridge import events
 from tomsip.bridge.browser_port import BrowserPort
 from tomsip.bridge.gate import BrowserGate
+from tomsip.bridge.rtc import RTC_RATE, BadOffer, RtcMedia
 from tomsip.monitor.metrics import Metrics
 from tomsip.security.token_bucket import TokenBucket
 from tomsip.security.tokens import Claims
@@ -41,6 +42,8 @@ MAX_OUTBOX = 500  # 10 s of audio frames; a client that stops reading is closed
 CLOSE_RATE_LIMITED = 1013
 CLOSE_POLICY = 1008
 CLOSE_NO_ROUTE = 4404
+CLOSE_MEDIA_FAILED = 4408
+RTC_CONNECT_TIMEOUT_S = 15.0
 
 
 class ConversationHost(Protocol):
@@ -76,6 +79,8 @@ class StreamConnection:
         self.settings = settings
         self.metrics = metrics
         self.port: BrowserPort | None = None
+        self.rtc: RtcMedia | None = None
+        self._rtc_timer: asyncio.TimerHandle | None = None
         self.conversation: asyncio.Task[str] | None = None
         self._outbox: deque[str | bytes] = deque()
         self._wake = asyncio.Event()
@@ -184,7 +189,9 @@ class StreamConnection:
             await self._finish()
 
     def _on_audio(self, data: bytes) -> None:
-        if self.port is None:
+        if self.rtc is not None:
+            self._error("bad_audio", "audio goes over WebRTC on this connection")
+        elif self.port is None:
             self._error("not_started", "send a start event before audio")
         elif len(data) % 2:
             self._error("bad_audio", "audio must be whole PCM16 samples")
@@ -199,11 +206,13 @@ class StreamConnection:
             where = ".".join(str(p) for p in first["loc"]) or "event"
             self._error("bad_event", f"{where}: {first['msg']}"[:200])
             return
-        if isinstance(event, events.Start):
-            if self.port is not None:
-                self._error("already_started", "start was already sent")
-                return
-            self._start(event)
+        if isinstance(event, events.Start | events.RtcOffer):
+            if self.port is not None or self.rtc is not None:
+                self._error("already_started", "start or rtc_offer was already sent")
+            elif isinstance(event, events.Start):
+                self._start(event)
+            else:
+                await self._start_rtc(event)
             return
         if self.port is None:
             self._error("not_started", "send a start event first")
@@ -234,6 +243,50 @@ class StreamConnection:
         self.conversation = asyncio.ensure_future(self.host.converse(self.port, self.claims.to, "websocket"))
         self.conversation.add_done_callback(self._conversation_done)
 
+    async def _start_rtc(self, offer: events.RtcOffer) -> None:
+        self.rtc = RtcMedia(self._on_rtc_state)
+        try:
+            answer = await self.rtc.answer(offer.sdp)
+        except BadOffer as exc:
+            rtc, self.rtc = self.rtc, None
+            await rtc.close()
+            self._error("bad_sdp", str(exc))
+            return
+        self.port = BrowserPort(
+            self.call_id,
+            "opus",
+            self.clock,
+            self.metrics,
+            RTC_RATE,
+            self.rtc.track.push,
+            self._send_event_rtc,
+            self.close_after_goodbye,
+            client_channels=2,  # aiortc decodes Opus to 48 kHz stereo
+        )
+        self.rtc.on_audio(self.port.receive)
+        self.send_event(events.RtcAnswer(sdp=answer).model_dump())
+        loop = asyncio.get_running_loop()
+        self._rtc_timer = loop.call_later(RTC_CONNECT_TIMEOUT_S, self._on_rtc_state, "timeout")
+
+    def _send_event_rtc(self, event: dict[str, object]) -> None:
+        if event.get("type") == "clear" and self.rtc is not None:
+            self.rtc.track.clear()  # what the browser has already received plays out; 20 ms at most
+        self.send_event(event)
+
+    def _on_rtc_state(self, state: str) -> None:
+        """The conversation starts when media is up, so the greeting is not spoken into the void."""
+        if state == "connected" and self.conversation is None and self.port is not None:
+            if self._rtc_timer is not None:
+                self._rtc_timer.cancel()
+            self.send_event(events.Ready(call_id=self.call_id, sample_rate=RTC_RATE).model_dump())
+            self.conversation = asyncio.ensure_future(self.host.converse(self.port, self.claims.to, "webrtc"))
+            self.conversation.add_done_callback(self._conversation_done)
+        elif state in ("failed", "timeout") and self.conversation is None:
+            self.log.info("webrtc media did not connect (%s)", state)
+            self._close_soon(CLOSE_MEDIA_FAILED, "media connection failed")
+        elif state in ("failed", "closed") and self.port is not None:
+            self.port.remote_closed("remote_hangup")
+
     async def _finish(self) -> None:
         if self.port is not None:
             self.port.remote_closed("remote_hangup")
@@ -247,6 +300,10 @@ class StreamConnection:
                 self._writer.cancel()
         if not self.ws.closed:
             await self.ws.close()
+        if self._rtc_timer is not None:
+            self._rtc_timer.cancel()
+        if self.rtc is not None:
+            await self.rtc.close()
 
 
 def stream_route(

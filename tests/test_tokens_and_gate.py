@@ -1,0 +1,86 @@
+"""Token verification with each key type, the settings that guard it, and how the gate reads the
+token and the client's address (unit level; the refusals over the wire are in test_browser_stream)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+from aiohttp.test_utils import make_mocked_request
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from pydantic import ValidationError
+
+from tomsip.bridge.gate import BrowserGate, token_of
+from tomsip.monitor.metrics import Metrics
+from tomsip.security.tokens import AuthRefused, TokenVerifier, load_key, mint
+from tomsip.settings import Settings
+from tomsip.store.memory import MemoryStore
+
+
+def claims(call_id: str = "c1", **extra: object) -> dict[str, object]:
+    now = int(time.time())
+    return {"sub": "u", "call_id": call_id, "iat": now, "exp": now + 60, "nonce": "abcdefgh12345678", **extra}
+
+
+@pytest.mark.parametrize("kind", ["RS256", "ES256"])
+def test_public_key_tokens_verify_and_a_forged_one_does_not(tmp_path: Path, kind: str) -> None:
+    private = rsa.generate_private_key(65537, 2048) if kind == "RS256" else ec.generate_private_key(ec.SECP256R1())
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    (tmp_path / "pub.pem").write_bytes(public_pem)
+    verifier = TokenVerifier(load_key(None, str(tmp_path / "pub.pem")), [kind])
+    good = jwt.encode(claims(), private, algorithm=kind)
+    assert verifier.verify(good, "c1").sub == "u"
+    other = rsa.generate_private_key(65537, 2048) if kind == "RS256" else ec.generate_private_key(ec.SECP256R1())
+    with pytest.raises(AuthRefused) as refused:
+        verifier.verify(jwt.encode(claims(), other, algorithm=kind), "c1")
+    assert refused.value.reason == "bad_signature"
+    # Algorithm confusion: an HS256 token signed with the public key as the secret is refused.
+    confused = jwt.api_jws.PyJWS().encode(b'{"sub":"u"}', key=b"x" * 32, algorithm="HS256")
+    with pytest.raises(AuthRefused) as refused:
+        verifier.verify(confused, "c1")
+    assert refused.value.reason == "alg_not_allowed"
+
+
+def test_leeway_and_minted_tokens() -> None:
+    verifier = TokenVerifier("k" * 32, ["HS256"], leeway_s=30)
+    now = time.time()
+    late = mint("k" * 32, "HS256", "c1", "u", ttl_s=60, now=now - 75)  # expired 15 s ago, inside leeway
+    assert verifier.verify(late, "c1").call_id == "c1"
+    with pytest.raises(AuthRefused, match="expired"):
+        TokenVerifier("k" * 32, ["HS256"], leeway_s=0).verify(late, "c1")
+    with pytest.raises(AuthRefused, match="malformed"):
+        verifier.verify(jwt.encode(claims(nonce="short"), "k" * 32, algorithm="HS256"), "c1")
+
+
+def test_settings_refuse_none_and_mixed_key_types() -> None:
+    with pytest.raises(ValidationError, match="jwt_algorithms"):
+        Settings(jwt_algorithms="none")
+    with pytest.raises(ValidationError, match="one key type"):
+        Settings(jwt_algorithms="HS256,RS256")
+    with pytest.raises(ValueError):
+        TokenVerifier("k", ["HS256", "none"])
+
+
+def test_the_token_comes_from_the_query_a_subprotocol_or_a_bearer_header() -> None:
+    tok = "aaa.bbb.ccc"
+    assert token_of(make_mocked_request("GET", f"/ws/stream/c1?token={tok}")) == tok
+    proto = make_mocked_request("GET", "/ws/stream/c1", headers={"Sec-WebSocket-Protocol": f"tomsip, {tok}"})
+    assert token_of(proto) == tok
+    assert token_of(make_mocked_request("GET", "/x", headers={"Authorization": f"Bearer {tok}"})) == tok
+    assert token_of(make_mocked_request("GET", "/x")) is None
+
+
+def test_forwarded_addresses_are_believed_only_from_trusted_proxies() -> None:
+    def gate(trusted: str) -> BrowserGate:
+        settings = Settings(trusted_proxies=trusted)
+        return BrowserGate(settings, None, MemoryStore(), Metrics(), lambda _: False)
+
+    mocked = make_mocked_request("GET", "/ws/stream/c1", headers={"X-Forwarded-For": "203.0.113.9"})
+    request = mocked.clone(remote="127.0.0.1")
+    assert gate("").source(request) == "127.0.0.1", "an untrusted peer cannot choose its rate-limit bucket"
+    assert gate("127.0.0.1").source(request) == "203.0.113.9"
