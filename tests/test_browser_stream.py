@@ -249,3 +249,26 @@ async def test_a_malformed_offer_is_an_error_not_a_crash(browser_server: TomsipS
         assert (await ws.receive_json(timeout=5))["type"] == "ready"
         await ws.send_json({"type": "stop"})
         assert (await asyncio.wait_for(read_all(ws, Received()), 10)).close_code == 1000
+
+
+async def test_a_draining_node_refuses_new_browser_sessions_and_lets_live_ones_finish(make_server) -> None:  # type: ignore[no-untyped-def]
+    import signal
+
+    srv = make_server(TOMSIP_JWT_SECRET=SECRET, TOMSIP_DRAIN_TIMEOUT_S="20")
+    live = new_call_id()
+    async with aiohttp.ClientSession() as http, http.ws_connect(ws_url(srv, live, token(live))) as ws:
+        await ws.send_json({"type": "start"})
+        got = Received()
+        reader = asyncio.create_task(read_all(ws, got))
+        await stream_pcm(ws, SILENCE_20MS * 25)
+        assert srv.proc is not None
+        srv.proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        other = new_call_id()
+        assert await refused_reason(srv, other, token(other)) == (503, "draining")
+        await stream_pcm(ws, SILENCE_20MS * 25)
+        assert not ws.closed, "the live conversation goes on while the node drains"
+        await ws.send_json({"type": "stop"})
+        await asyncio.wait_for(reader, 10)
+    assert got.close_code == 1000
+    assert srv.proc.wait(timeout=20) == 0

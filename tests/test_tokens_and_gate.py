@@ -84,3 +84,31 @@ def test_forwarded_addresses_are_believed_only_from_trusted_proxies() -> None:
     request = mocked.clone(remote="127.0.0.1")
     assert gate("").source(request) == "127.0.0.1", "an untrusted peer cannot choose its rate-limit bucket"
     assert gate("127.0.0.1").source(request) == "203.0.113.9"
+
+
+def test_tomsip_token_mints_what_the_server_accepts(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    secret = "cli-secret-" + "x" * 40
+    env = {**os.environ, "TOMSIP_JWT_SECRET": secret}
+    out = subprocess.run(
+        [sys.executable, "-m", "tomsip", "token", "--call-id", "demo-1", "--sub", "me", "--ttl", "60", "--to", "1000"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert out.returncode == 0, out.stderr
+    claims = TokenVerifier(secret, ["HS256"]).verify(out.stdout.strip(), "demo-1")
+    assert (claims.sub, claims.to) == ("me", "1000") and claims.exp - time.time() <= 60
+    without = subprocess.run(
+        [sys.executable, "-m", "tomsip", "token", "--call-id", "x", "--sub", "me"],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "TOMSIP_JWT_SECRET"},
+        timeout=60,
+    )
+    assert without.returncode == 2 and "TOMSIP_JWT_SECRET" in without.stderr

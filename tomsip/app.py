@@ -64,7 +64,9 @@ class App:
         self.sessions: dict[str, CallSession] = {}
         self.bridge_clock = MediaClock(self.metrics)
         offer_host_candidates_on(settings.rtc_host)
-        self.gate = BrowserGate(settings, _verifier(settings), self.store, self.metrics, self.is_live)
+        self.gate = BrowserGate(
+            settings, _verifier(settings), self.store, self.metrics, self.is_live, lambda: self.admission.draining
+        )
         self._learning: set[asyncio.Task[None]] = set()
         self._answering = 0
         self._runner: web.AppRunner | None = None

@@ -3,7 +3,8 @@ connection attempts limited per source address, then the token verified and its 
 
 Refusals happen before any upgrade, as HTTP errors with a JSON body that names the reason:
 429 for too many attempts, 401 for every token problem (including a replayed nonce and a store that
-cannot be reached to check it: browser sessions fail closed), 409 for a conversation id in use.
+cannot be reached to check it: browser sessions fail closed), 409 for a conversation id in use,
+503 while the node drains.
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ CALL_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 def refuse(status: int, reason: str) -> web.HTTPException:
     body = json.dumps({"error": "unauthorized" if status == 401 else "refused", "reason": reason})
-    kind = {401: web.HTTPUnauthorized, 409: web.HTTPConflict, 429: web.HTTPTooManyRequests}.get(
-        status, web.HTTPBadRequest
-    )
+    kind = {
+        401: web.HTTPUnauthorized,
+        409: web.HTTPConflict,
+        429: web.HTTPTooManyRequests,
+        503: web.HTTPServiceUnavailable,
+    }.get(status, web.HTTPBadRequest)
     return kind(text=body, content_type="application/json")
 
 
@@ -57,12 +61,14 @@ class BrowserGate:
         store: Store,
         metrics: Metrics,
         is_live: Callable[[str], bool],
+        draining: Callable[[], bool] = lambda: False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._verifier = verifier
         self._store = store
         self._metrics = metrics
         self._is_live = is_live
+        self._draining = draining
         self._clock = clock
         self._leeway = settings.jwt_leeway_s
         self._attempts = KeyedTokenBuckets(settings.ws_connect_rate, settings.ws_connect_burst)
@@ -77,6 +83,9 @@ class BrowserGate:
         return peer
 
     async def admit(self, request: web.Request, call_id: str) -> Claims:
+        if self._draining():
+            self._metrics.websocket_connections.labels(outcome="refused").inc()
+            raise refuse(503, "draining")
         if not self._attempts.allow(self.source(request), self._clock()):
             self._metrics.rate_limit_hits.labels(scope="connect").inc()
             self._metrics.websocket_connections.labels(outcome="refused").inc()
@@ -86,7 +95,8 @@ class BrowserGate:
         except AuthRefused as exc:
             self._metrics.auth_failures.labels(reason=exc.reason).inc()
             self._metrics.websocket_connections.labels(outcome="refused").inc()
-            log.info("browser session refused reason=%s", exc.reason, extra={"call_id": call_id[:64]})
+            shown = call_id if CALL_ID.match(call_id) else "-"  # never echo arbitrary URL text into logs
+            log.info("browser session refused reason=%s", exc.reason, extra={"call_id": shown})
             raise refuse(401, exc.reason) from None
         if self._is_live(call_id):
             self._metrics.websocket_connections.labels(outcome="refused").inc()
