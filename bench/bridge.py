@@ -33,6 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.capacity import cpu_seconds  # noqa: E402
 from tests.support.browser import SECRET, new_call_id, token  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 from tests.support.server import TomsipServer  # noqa: E402
@@ -41,11 +42,6 @@ from tomsip.audio.frames import rms_dbfs  # noqa: E402
 
 FRAME = 640  # 20 ms at 16 kHz
 QUIET = bytes(FRAME)
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 10 ms
 
 
 def pct(values: list[float], q: float) -> float:

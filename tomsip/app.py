@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from tomsip.bridge.ws_stream import stream_route
 from tomsip.call.dialplan import DialplanError, Dialplans, Route
 from tomsip.call.session import CallSession
 from tomsip.learn.learner import Assignment, PolicyLearner
+from tomsip.monitor.calls_view import calls_routes
 from tomsip.monitor.health import health_routes
 from tomsip.monitor.logs import call_id_var
 from tomsip.monitor.metrics import Metrics
@@ -62,6 +64,7 @@ class App:
             engine = BaresipEngine(settings, self.metrics)
         self.engine = engine
         self.sessions: dict[str, CallSession] = {}
+        self.node_name = settings.node_name or f"{socket.gethostname()}:{settings.sip_port}"
         self.bridge_clock = MediaClock(self.metrics)
         offer_host_candidates_on(settings.rtc_host)
         self.gate = BrowserGate(
@@ -79,6 +82,7 @@ class App:
         app.add_routes(health_routes(self.metrics, self.readiness, self.speech_probe))
         app.add_routes([stream_route(self.gate, self, self.bridge_clock, self.settings, self.metrics)])
         app.add_routes(page_routes())
+        app.add_routes(calls_routes(self.store, self.settings, self.local_words))
         return app
 
     async def start(self) -> None:
@@ -188,6 +192,7 @@ class App:
             self.store,
             self.metrics,
             transport=transport,
+            node=self.node_name,
             vad_aggressiveness=self.settings.vad_aggressiveness,
         )
         key = port.call_id
@@ -199,6 +204,10 @@ class App:
         finally:
             self.sessions.pop(key, None)
             self._learn_from(session, assignment)
+
+    def local_words(self) -> dict[str, dict[str, str]]:
+        """This node's live calls' last transcript lines (shown only when a setting allows)."""
+        return {s.call_id: dict(s.last_words) for s in self.sessions.values()}
 
     def is_live(self, call_id: str) -> bool:
         return call_id in self.sessions

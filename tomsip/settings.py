@@ -134,6 +134,13 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Addresses of reverse proxies (nginx) whose X-Forwarded-For names the real client",
     )
+    node_name: str = Field("", description="This node's name in call records and /calls (default: host:sip_port)")
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token for /calls and /api/calls; unset: open (bind HTTP to a private address)"
+    )
+    calls_show_transcripts: bool = Field(
+        False, description="/api/calls includes each live call's last words (this node's calls only)"
+    )
     rtc_host: str | None = Field(
         None, description="Address offered as the WebRTC host candidate (e.g. 127.0.0.1); unset: every interface"
     )

@@ -37,6 +37,7 @@ class Kamailio:
             "listen=udp:127.0.0.1:5060": f"listen=udp:127.0.0.1:{self.port}",
             '"/etc/kamailio/dispatcher.list"': f'"{listing}"',
             "children=4": "children=2",
+            "unix:/tmp/kamailio_ctl": f"unix:{self.workdir}/kamailio_ctl",
         }.items():
             assert old in text, f"deploy/kamailio.cfg no longer has {old!r}"
             text = text.replace(old, new)

@@ -47,6 +47,7 @@ class CallSession:
         metrics: Metrics,
         *,
         transport: str = "",
+        node: str = "",
         vad_aggressiveness: int = 2,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -90,7 +91,9 @@ class CallSession:
             codec=port.codec,
             dialplan=route.plan.name,
             policy=route.policy,
+            node=node,
         )
+        self.last_words: dict[str, str] = {}  # role -> the latest transcript line, for the live calls view
         self.outcome = ""
         self.log = logging.LoggerAdapter(log, {"call_id": port.call_id})
         # Transports with a display (browsers) get state changes and transcripts; SIP has none.
@@ -431,11 +434,11 @@ class CallSession:
                 if transcript is not None:
                     request = dataclasses.replace(request, transcript=transcript)
                     if transcript.text:
-                        self._notify({"type": "transcript", "role": "caller", "text": transcript.text})
+                        self._said("caller", transcript.text)
                     latency.stt_ms = (time.perf_counter() - started) * 1000  # what the turn still waited
             async for chunk in self.brain.turn(request, latency):
                 if chunk.text:
-                    self._notify({"type": "transcript", "role": "assistant", "text": chunk.text})
+                    self._said("assistant", chunk.text)
                 end_call = end_call or chunk.end_call
                 transfer_to = transfer_to or chunk.transfer_to
                 if chunk.pcm:
@@ -462,9 +465,14 @@ class CallSession:
             self._record_latency(latency)
             self._awaiting_playout = request.turn
             self.record.turns = request.turn
+            self._save()  # the live calls view shows the turn and its latency now, not at the next state
             self._feed(fsm.ReplyFinished(request.turn, end_call, transfer_to))
         except Exception as exc:  # noqa: BLE001
             self._fail("turn", exc)
+
+    def _said(self, role: str, text: str) -> None:
+        self.last_words[role] = text
+        self._notify({"type": "transcript", "role": role, "text": text})
 
     def _record_latency(self, latency: TurnLatency) -> None:
         stages = {

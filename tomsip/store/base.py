@@ -27,6 +27,7 @@ class CallRecord:
     outcome: str = ""
     latencies_ms: dict[str, float] = field(default_factory=dict)
     policy: str = ""  # the conversation policy serving the call (tomsip/learn)
+    node: str = ""  # the tomsip process holding the call (TOMSIP_NODE_NAME)
 
     def to_fields(self) -> dict[str, str]:
         """Flat string fields for a Redis hash."""
@@ -55,6 +56,7 @@ class CallRecord:
             codec=fields.get("codec", ""),
             dialplan=fields.get("dialplan", ""),
             policy=fields.get("policy", ""),
+            node=fields.get("node", ""),
             turns=int(fields.get("turns", 0)),
             barge_ins=int(fields.get("barge_ins", 0)),
             outcome=fields.get("outcome", ""),
