@@ -72,3 +72,36 @@ def test_policy_updates_from_two_nodes_combine_in_one_bandit(make_server, redis_
     bandit = client.hgetall("bandit:learning")
     pulls = sum(int(v) for k, v in bandit.items() if k.endswith(":pulls"))
     assert pulls == 2 and client.xlen("episodes") == 2, bandit
+
+
+async def test_behind_nginx_a_token_spent_on_one_node_is_refused_by_the_other(
+    make_server, redis_server: RedisServer, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """nginx balances the two nodes round-robin, so the replay lands on the node that did not see
+    the token: only the shared Redis can refuse it."""
+    import aiohttp
+
+    from tests.support.browser import SECRET, Received, new_call_id, read_all, token
+    from tests.support.nginx import Nginx
+    from tests.test_nginx import get
+
+    env = {"TOMSIP_REDIS_URL": redis_server.url, "TOMSIP_JWT_SECRET": SECRET, "TOMSIP_TRUSTED_PROXIES": "127.0.0.1"}
+    nodes = [make_server(**env), make_server(**env)]
+    proxy = Nginx(tmp_path, [n.http_port for n in nodes]).start()
+    try:
+        cid = new_call_id()
+        tok = token(cid)
+        url = f"http://127.0.0.1:{proxy.port}/ws/stream/{cid}?token={tok}"
+        async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+            await ws.send_json({"type": "start"})
+            await ws.send_json({"type": "stop"})
+            await read_all(ws, Received())
+        served = [n.metric("tomsip_auth_success_total") for n in nodes]
+        assert sorted(served) == [0, 1]
+        for _ in range(2):  # round-robin: at least one replay reaches the other node
+            status, body = get(proxy.port, f"/ws/stream/{cid}?token={tok}")
+            assert status == 401 and b"replayed" in body
+        refused = [n.metric('tomsip_auth_failures_total{reason="replayed"}') for n in nodes]
+        assert refused[served.index(0)] >= 1, "the node that never saw the token refused it"
+    finally:
+        proxy.stop()

@@ -91,19 +91,24 @@ def test_compose_is_hardened_and_its_addresses_agree() -> None:
     )
 
 
+# Like the container: / read-only, one tmpfs for runtime files ($WRITABLE, which HOME and TMPDIR
+# name; the image mounts it at /tmp, but a checkout may itself live under /tmp, so not here).
 READ_ONLY_ROOT = (
-    "mount -o remount,bind,ro / && mount -t tmpfs -o size=64m,mode=1777 tmpfs /tmp"
-    ' && ! touch /tomsip-write-probe 2>/dev/null && exec "$@"'
+    'mount -o remount,bind,ro / && mount -t tmpfs -o size=64m,mode=1777 tmpfs "$WRITABLE"'
+    ' && ! touch /tomsip-write-probe 2>/dev/null && ! touch "$0/write-probe" 2>/dev/null && exec "$@"'
 )
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a private mount namespace")
 def test_tomsip_serves_on_a_read_only_root_with_a_tmpfs_tmp(tmp_path: Path) -> None:
     http_port, sip_port = free_port(), free_port(pair=True)
+    writable = tmp_path / "tmpfs"
+    writable.mkdir()
     env = {
         **os.environ,
-        "HOME": "/tmp",
-        "TMPDIR": "/tmp",
+        "WRITABLE": str(writable),
+        "HOME": str(writable),
+        "TMPDIR": str(writable),
         "HF_HUB_OFFLINE": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
         "TOMSIP_PIPELINE": "local",  # the models load from their packages without writing anything
@@ -115,7 +120,7 @@ def test_tomsip_serves_on_a_read_only_root_with_a_tmpfs_tmp(tmp_path: Path) -> N
     }
     log = open(tmp_path / "server.log", "wb")
     proc = subprocess.Popen(
-        ["unshare", "-m", "sh", "-c", READ_ONLY_ROOT, "sh", sys.executable, "-m", "tomsip", "serve"],
+        ["unshare", "-m", "sh", "-c", READ_ONLY_ROOT, str(ROOT), sys.executable, "-m", "tomsip", "serve"],
         cwd=ROOT,
         env=env,
         stdout=log,

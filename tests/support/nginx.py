@@ -21,17 +21,17 @@ def nginx_path() -> str | None:
 
 
 class Nginx:
-    def __init__(self, workdir: Path, upstream_port: int) -> None:
+    def __init__(self, workdir: Path, upstream_port: int | list[int]) -> None:
         self.port = free_port()
         self.workdir = workdir
-        self.upstream_port = upstream_port
+        self.upstream_ports = upstream_port if isinstance(upstream_port, list) else [upstream_port]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def config(self) -> str:
         text = CONF.read_text()
         replacements = {
             "listen 127.0.0.1:8000;": f"listen 127.0.0.1:{self.port};",
-            "server 127.0.0.1:8080;": f"server 127.0.0.1:{self.upstream_port};",
+            "server 127.0.0.1:8080;": " ".join(f"server 127.0.0.1:{p};" for p in self.upstream_ports),
             "/run/nginx-tomsip.pid": str(self.workdir / "nginx.pid"),
             "/var/log/nginx/": f"{self.workdir}/",
             "/var/lib/nginx/": f"{self.workdir}/tmp-",
