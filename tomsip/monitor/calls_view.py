@@ -54,12 +54,18 @@ def calls_routes(
         offered = auth[7:].strip() if auth.lower().startswith("bearer ") else request.query.get("token", "")
         return hmac.compare_digest(offered.encode(), admin)
 
+    reads = asyncio.Semaphore(16)  # a page refresh must not open a Redis connection per call
+
+    async def one(call_id: str) -> CallRecord | None:
+        async with reads:
+            return await store.get_call(call_id)
+
     async def api(request: web.Request) -> web.Response:
         if not allowed(request):
             return web.json_response({"error": "unauthorized"}, status=401)
         try:
             ids = (await store.active_call_ids())[:MAX_ROWS]
-            records = await asyncio.gather(*(store.get_call(i) for i in ids))
+            records = await asyncio.gather(*(one(i) for i in ids))
         except StoreUnavailable:
             return web.json_response({"error": "store_unavailable"}, status=503)
         now = time.time()
