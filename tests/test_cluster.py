@@ -79,6 +79,8 @@ async def test_behind_nginx_a_token_spent_on_one_node_is_refused_by_the_other(
 ) -> None:  # type: ignore[no-untyped-def]
     """nginx balances the two nodes round-robin, so the replay lands on the node that did not see
     the token: only the shared Redis can refuse it."""
+    import asyncio
+
     import aiohttp
 
     from tests.support.browser import SECRET, Received, new_call_id, read_all, token
@@ -92,10 +94,15 @@ async def test_behind_nginx_a_token_spent_on_one_node_is_refused_by_the_other(
         cid = new_call_id()
         tok = token(cid)
         url = f"http://127.0.0.1:{proxy.port}/ws/stream/{cid}?token={tok}"
-        async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(url, timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws,
+        ):
             await ws.send_json({"type": "start"})
+            assert (await ws.receive_json(timeout=10))["type"] == "ready"
             await ws.send_json({"type": "stop"})
-            await read_all(ws, Received())
+            closed = await asyncio.wait_for(read_all(ws, Received()), 10)
+            assert closed.close_code == 1000
         served = [n.metric("tomsip_auth_success_total") for n in nodes]
         assert sorted(served) == [0, 1]
         for _ in range(2):  # round-robin: at least one replay reaches the other node

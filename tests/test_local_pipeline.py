@@ -49,7 +49,8 @@ async def test_a_spoken_request_gets_a_spoken_confirmation(local: tuple) -> None
     assert latency.stt_ms is not None and latency.tts_first_ms is not None
     assert metrics.inference_queue_wait_seconds.labels(stage="stt")._sum.get() >= 0
     heard = await brain.transcribe(audio)  # what piper said, back through whisper
-    assert heard is not None and "shall i book" in heard.text.lower()
+    # piper samples its voice with noise, so the round trip varies a little ("shall I vote that", once)
+    assert heard is not None and "tuesday" in heard.text.lower() and "shall i" in heard.text.lower()
 
 
 async def test_noise_and_silence_transcribe_to_nothing(local: tuple) -> None:  # type: ignore[type-arg]

@@ -61,6 +61,7 @@ class BrowserPort:
         self._quiet_ticks = 0
         self._paused = False
         self._closed = False
+        self._closed_reason = ""
         self.rx_dropped_frames = 0
 
     # ---- from the transport ----
@@ -85,6 +86,7 @@ class BrowserPort:
         if self._closed:
             return
         self._closed = True
+        self._closed_reason = reason
         self._clock.remove(self)
         if self._listener is not None:
             self._listener.on_hangup(reason)
@@ -101,6 +103,9 @@ class BrowserPort:
 
     def attach(self, listener: PortListener) -> None:
         self._listener = listener
+        if self._closed:  # the client left while the conversation was being set up
+            listener.on_hangup(self._closed_reason)
+            return
         self._clock.add(self)
 
     def notify(self, event: dict[str, object]) -> None:
