@@ -228,11 +228,10 @@ def espeak_8k(text: str) -> bytes:
 
 def bench_wer() -> None:
     from sipp_scenarios.make_pcaps import piper_8k
-    from tomsip.speech.inference import InferencePool
     from tomsip.speech.local.whisper_stt import WhisperSpeechToText, load_whisper
 
     model = load_whisper(2)
-    stt = WhisperSpeechToText(model, InferencePool("wer", 1, 0))
+    stt = WhisperSpeechToText(model)
     voices = {"piper joe": piper_8k, "espeak-ng en-us": espeak_8k}
     for voice, speak in voices.items():
         totals = {"tomsip window": [0, 0, 0.0], "30 s window": [0, 0, 0.0]}

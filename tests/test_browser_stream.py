@@ -302,3 +302,31 @@ def test_a_client_that_leaves_before_the_session_attaches_still_ends_it() -> Non
 
     port.attach(Listener())
     assert heard == ["remote_hangup"]
+
+
+async def test_a_full_node_refuses_a_new_browser_session_with_503_and_retry_after(make_server) -> None:  # type: ignore[no-untyped-def]
+    srv = make_server(TOMSIP_JWT_SECRET=SECRET, TOMSIP_MAX_CONVERSATIONS="1")
+    live = new_call_id()
+    async with aiohttp.ClientSession() as http, http.ws_connect(ws_url(srv, live, token(live))) as ws:
+        await ws.send_json({"type": "start"})
+        got = Received()
+        reader = asyncio.create_task(read_all(ws, got))
+        await stream_pcm(ws, SILENCE_20MS * 10)
+        assert srv.wait_metric("tomsip_active_calls", 1) == 1
+        other = new_call_id()
+        headers = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                   "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
+        async with http.get(ws_url(srv, other, token(other)), headers=headers) as resp:
+            assert resp.status == 503
+            assert json.loads(await resp.text())["reason"] == "conversations"
+            assert int(resp.headers["Retry-After"]) > 0
+        assert srv.metric('tomsip_admission_refusals_total{reason="conversations"}') == 1
+        await stream_pcm(ws, SILENCE_20MS * 10)
+        assert not ws.closed, "the conversation in progress is not disturbed"
+        await ws.send_json({"type": "stop"})
+        await asyncio.wait_for(reader, 10)
+    assert got.close_code == 1000
+    after = new_call_id()  # the slot is free again
+    async with aiohttp.ClientSession() as http, http.ws_connect(ws_url(srv, after, token(after))) as ws:
+        await ws.send_json({"type": "start"})
+        await ws.send_json({"type": "stop"})

@@ -112,3 +112,29 @@ async def test_behind_nginx_a_token_spent_on_one_node_is_refused_by_the_other(
         assert refused[served.index(0)] >= 1, "the node that never saw the token refused it"
     finally:
         proxy.stop()
+
+
+def test_a_call_refused_by_a_full_node_lands_on_the_other_node(
+    make_server, redis_server: RedisServer, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """Node A carries one conversation; B carries more. Four calls held at once through Kamailio:
+    A answers one and refuses the next with 486 at the INVITE, Kamailio retries those on B, and every
+    caller is answered."""
+    env = {"TOMSIP_REDIS_URL": redis_server.url}
+    full = make_server(TOMSIP_MAX_CONVERSATIONS="1", **env)
+    spare = make_server(**env)
+    lb = Kamailio(tmp_path, [full.sip_port, spare.sip_port]).start()
+    peers = [RtpPeer() for _ in range(4)]
+    try:
+        time.sleep(2.5)  # the first OPTIONS round marks both nodes up
+        result = run_sipp("lb_hold", lb.port, "1000", [p.port for p in peers], calls=4, rate=4, duration_ms=4000,
+                          timeout_s=40)  # fmt: skip
+        assert result.ok, f"{result.errors}\n{lb.log()[-1500:]}"
+        assert full.metric('tomsip_admission_refusals_total{reason="conversations"}') >= 1
+        hung_up = 'tomsip_calls_total{outcome="remote_hangup"}'  # the callers ended the calls
+        assert full.wait_metric(hung_up, 1) == 1
+        assert spare.wait_metric(hung_up, 3) == 3, lb.log()[-1500:]
+    finally:
+        for peer in peers:
+            peer.close()
+        lb.stop()

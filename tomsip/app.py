@@ -15,7 +15,7 @@ from tomsip.bridge.browser_port import BrowserPort
 from tomsip.bridge.gate import BrowserGate
 from tomsip.bridge.page import page_routes
 from tomsip.bridge.rtc import offer_host_candidates_on
-from tomsip.bridge.ws_stream import stream_route
+from tomsip.bridge.ws_stream import HostBusy, stream_route
 from tomsip.call.dialplan import DialplanError, Dialplans, Route
 from tomsip.call.session import CallSession
 from tomsip.learn.learner import Assignment, PolicyLearner
@@ -26,8 +26,10 @@ from tomsip.monitor.metrics import Metrics
 from tomsip.security.tokens import AuthRefused, TokenVerifier, load_key
 from tomsip.settings import Settings
 from tomsip.sip.admission import Admission
+from tomsip.sip.conversation_limit import ConversationLimit, ConversationLimits, ConversationRefused
 from tomsip.sip.engine import IncomingCall, SipEngine
 from tomsip.sip.media_clock import MediaClock
+from tomsip.speech.phrase_cache import UnspeakablePhrase
 from tomsip.speech.registry import build_pipeline
 from tomsip.speech.stages import Pipeline
 from tomsip.store.factory import build_store
@@ -38,6 +40,16 @@ log = logging.getLogger("tomsip.app")
 def brain_options(route: Route) -> dict[str, object]:
     """What a pipeline gets from the dialplan: its free [options] and the greeting."""
     return {"greeting": route.plan.greeting, **route.plan.options}
+
+
+def phrase_field(route: Route, text: str) -> str:
+    """Which dialplan field holds words that cannot be spoken (for the start-up error)."""
+    policy = next((p for p in route.plan.policies if p.name == route.policy), None)
+    if " ".join(text.split()) == " ".join(route.plan.greeting.split()):
+        return f"policies.{policy.name}.greeting" if policy is not None and policy.greeting else "greeting"
+    if text == route.plan.options.get("rating_prompt"):
+        return "options.rating_prompt"
+    return "(a built-in phrase)"
 
 
 class App:
@@ -53,10 +65,25 @@ class App:
             name: build_pipeline(name, settings, self.metrics) for name in sorted(self.dialplans.pipelines())
         }
         for route in self.dialplans.routes():
+            pipeline = self.pipelines[route.pipeline]
             try:
-                self.pipelines[route.pipeline].check(brain_options(route))
+                pipeline.check(brain_options(route))
             except ValueError as exc:
                 raise DialplanError(f"{route.source or route.plan.name}: options: {exc}") from None
+            try:
+                pipeline.prepare(brain_options(route))
+            except UnspeakablePhrase as exc:
+                where = route.source or route.plan.name
+                raise DialplanError(f"{where}: field {phrase_field(route, exc.text)}: {exc}") from None
+        busy_after_s = settings.speech_busy_ms / 1000
+        self.conversations = ConversationLimits(
+            {
+                name: ConversationLimit(self._conversations_allowed(pipeline), pipeline.queue_wait_s, busy_after_s)
+                for name, pipeline in self.pipelines.items()
+            }
+        )
+        for name in self.pipelines:
+            self.metrics.conversation_limit.labels(pipeline=name).set(self.conversations.limit(name))
         self.admission = Admission(settings.max_calls, settings.invite_rate, settings.invite_burst)
         if engine is None:
             from tomsip.sip.baresip_engine import BaresipEngine
@@ -67,13 +94,35 @@ class App:
         self.node_name = settings.node_name or f"{socket.gethostname()}:{settings.sip_port}"
         self.bridge_clock = MediaClock(self.metrics)
         offer_host_candidates_on(settings.rtc_host)
-        self.gate = BrowserGate(
-            settings, _verifier(settings), self.store, self.metrics, self.is_live, lambda: self.admission.draining
-        )
+        self.gate = BrowserGate(settings, _verifier(settings), self.store, self.metrics, self.is_live, self.busy)
         self._learning: set[asyncio.Task[None]] = set()
         self._answering = 0
         self._runner: web.AppRunner | None = None
         self._stopped = asyncio.Event()
+
+    def _conversations_allowed(self, pipeline: Pipeline) -> int:
+        """TOMSIP_MAX_CONVERSATIONS, or what the pipeline's calibration says this machine carries; a
+        pipeline that costs this machine nothing (tones, a hosted backend) keeps the SIP ceiling."""
+        ceiling = self.settings.max_calls
+        if self.settings.max_conversations:
+            limit = min(ceiling, self.settings.max_conversations)
+            log.info("%s pipeline: conversation limit %d (TOMSIP_MAX_CONVERSATIONS)", pipeline.name, limit)
+            return limit
+        measured = pipeline.calibrate(self.settings.speech_cpu_budget)
+        if measured is None:
+            return ceiling
+        log.info("%s pipeline calibrated: %s", pipeline.name, measured.describe())
+        return min(ceiling, measured.conversations)
+
+    def busy(self, to: str | None) -> str | None:
+        """Why a new browser conversation to `to` is refused now (503), or None; `to` None: before the
+        token is read, only what holds for every number (draining)."""
+        if self.admission.draining:
+            return "draining"
+        if to is None:
+            return None
+        route = self.dialplans.route(to)
+        return self.conversations.refuse_reason(route.pipeline) if route is not None else None
 
     # ---- life cycle ----
 
@@ -133,6 +182,7 @@ class App:
             "store": "ok" if store_ok else "unreachable",
             "active_calls": len(self.sessions),
             "max_calls": self.settings.max_calls,
+            "max_conversations": {name: self.conversations.limit(name) for name in self.pipelines},
         }
 
     async def speech_probe(self) -> dict[str, object]:
@@ -153,32 +203,47 @@ class App:
         route = None if reason else self.dialplans.route(info.called)
         if reason is None and route is None:
             reason = "no_route"
+        if reason is None and route is not None:
+            reason = self.conversations.refuse_reason(route.pipeline)
         if reason is not None or route is None:
             self.metrics.admission_refusals.labels(reason=reason).inc()
             log.info("call refused reason=%s", reason)
-            await incoming.refuse()
+            await incoming.refuse()  # nothing was built for it: no session, no brain, no record
             return
-        self._answering += 1
+        self.conversations.take(route.pipeline)
         try:
-            if route.plan.settings.answer_after_ms:
-                await asyncio.sleep(route.plan.settings.answer_after_ms / 1000)
-            port = await incoming.answer()
-        except Exception as exc:  # noqa: BLE001 - CANCEL before answer, or media never came up
-            self.metrics.calls.labels(outcome="not_answered").inc()
-            log.info("call not established: %s", type(exc).__name__)
-            return
+            self._answering += 1
+            try:
+                if route.plan.settings.answer_after_ms:
+                    await asyncio.sleep(route.plan.settings.answer_after_ms / 1000)
+                port = await incoming.answer()
+            except Exception as exc:  # noqa: BLE001 - CANCEL before answer, or media never came up
+                self.metrics.calls.labels(outcome="not_answered").inc()
+                log.info("call not established: %s", type(exc).__name__)
+                return
+            finally:
+                self._answering -= 1
+            await self._converse(port, route, info.transport)
         finally:
-            self._answering -= 1
-        await self._converse(port, route, info.transport)
+            self.conversations.release(route.pipeline)
 
     async def converse(self, port: BrowserPort, to: str, transport: str) -> str:
-        """A browser conversation (tomsip/bridge): routed like a call to `to`, or to the default plan."""
+        """A browser conversation (tomsip/bridge): routed like a call to `to`, or to the default plan.
+        Raises LookupError without a route, ConversationRefused when the pipeline is full."""
         if self.admission.draining:
             raise LookupError("draining")
         route = self.dialplans.route(to) if to else self.dialplans.route("")
         if route is None:
             raise LookupError(f"no dialplan for {to!r}")
-        return await self._converse(port, route, transport)
+        try:
+            self.conversations.take(route.pipeline)
+        except ConversationRefused as exc:
+            self.metrics.admission_refusals.labels(reason=exc.reason).inc()
+            raise HostBusy(exc.reason) from None
+        try:
+            return await self._converse(port, route, transport)
+        finally:
+            self.conversations.release(route.pipeline)
 
     async def _converse(self, port: AudioPort, route: Route, transport: str) -> str:
         """One conversation on any transport: policy, brain, session, and the episode it leaves."""

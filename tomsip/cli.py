@@ -55,6 +55,29 @@ async def _serve(settings: Settings) -> int:
     return 0
 
 
+def _calibrate(settings: Settings) -> int:
+    """Load the configured pipeline's models, time them, and print the conversation limit they give."""
+    from tomsip.monitor.metrics import Metrics
+    from tomsip.speech.registry import build_pipeline
+    from tomsip.speech.stages import PipelineError
+
+    try:
+        pipeline = build_pipeline(settings.pipeline, settings, Metrics())
+    except PipelineError as exc:
+        print(f"tomsip calibrate: {exc}", file=sys.stderr)
+        return 2
+    measured = pipeline.calibrate(settings.speech_cpu_budget)
+    if measured is None:
+        print(
+            f"pipeline {pipeline.name}: no local inference; conversations are limited by TOMSIP_MAX_CALLS "
+            f"({settings.max_calls})"
+        )
+        return 0
+    print(f"pipeline {pipeline.name}: {measured.describe()}")
+    print(f"recommended: TOMSIP_MAX_CONVERSATIONS={min(measured.conversations, settings.max_calls)}")
+    return 0
+
+
 def _mint(args: argparse.Namespace, settings: Settings) -> int:
     from tomsip.security.tokens import mint
 
@@ -87,6 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     from tomsip.learn import commands as learn_commands
 
     learn_commands.add_parser(sub)
+    calibrate = sub.add_parser(
+        "calibrate",
+        help="time the speech models and print how many conversations this machine carries",
+        description="Loads the models of TOMSIP_PIPELINE, times a recognition and a synthesis, and prints "
+        "the conversation limit that `tomsip serve` would use (TOMSIP_SPEECH_CPU_BUDGET scales it).",
+    )
+    calibrate.add_argument("--config", help="TOML settings file (env TOMSIP_CONFIG_FILE)")
+    _add_settings_options(calibrate)
     token = sub.add_parser(
         "token",
         help="mint a development browser token",
@@ -122,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.command == "token":
         return _mint(args, settings)
+    if args.command == "calibrate":
+        return _calibrate(settings)
     if args.command == "learn":
         from tomsip.call.dialplan import DialplanError
         from tomsip.store.base import StoreUnavailable

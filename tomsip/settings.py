@@ -97,8 +97,36 @@ class Settings(BaseSettings):
     stt_threads: int = Field(1, ge=1, le=16, description="CPU threads one speech-to-text inference may use")
     tts_workers: int = Field(1, ge=1, le=16, description="Threads running text-to-speech inference")
     inference_queue: int = Field(
-        16, ge=0, le=1000, description="Inference jobs that may wait for a worker; past it a turn apologises"
+        64,
+        ge=0,
+        le=1000,
+        description="Inference jobs that may wait for a worker; past it a turn apologises (from the phrase cache)",
     )
+    stt_batch: int = Field(4, ge=1, le=16, description="Most utterances one speech-to-text pass decodes together")
+    max_conversations: int = Field(
+        0,
+        ge=0,
+        le=250,
+        description="Most concurrent conversations the speech workers carry; more are refused at the door (SIP "
+        "486, browsers 503). 0: measured at start-up (tomsip calibrate prints it); the mock pipeline keeps max_calls",
+    )
+    speech_cpu_budget: float = Field(
+        0.6,
+        gt=0,
+        le=1,
+        description="Share of this machine's cores that calibration lets the conversations' speech inference use",
+    )
+    speech_busy_ms: int = Field(
+        400,
+        ge=0,
+        description="New calls are refused while speech jobs have lately waited longer than this for a worker "
+        "(live pressure; 0: off)",
+    )
+    filler_after_ms: int = Field(
+        1000, ge=0, le=10_000, description="A reply not started this long into its turn plays the filler first (0: off)"
+    )
+    phrase_cache_entries: int = Field(2000, ge=16, description="Sentences the phrase cache holds as PCM")
+    phrase_cache_mb: int = Field(64, ge=1, description="PCM the phrase cache holds, in MB")
     llm_base_url: str | None = Field(None, description="OpenAI-compatible API base URL, e.g. https://host/v1")
     llm_model: str = Field("gpt-4o-mini", description="Chat model name for the llm pipeline")
     llm_api_key: SecretStr | None = Field(None, description="API key for the chat endpoint (Bearer)")

@@ -4,7 +4,7 @@ connection attempts limited per source address, then the token verified and its 
 Refusals happen before any upgrade, as HTTP errors with a JSON body that names the reason:
 429 for too many attempts, 401 for every token problem (including a replayed nonce and a store that
 cannot be reached to check it: browser sessions fail closed), 409 for a conversation id in use,
-503 while the node drains.
+503 (with Retry-After) while the node drains or its speech workers carry all the conversations they can.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ log = logging.getLogger("tomsip.bridge")
 CALL_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
+RETRY_AFTER_S = 5  # a busy node: a conversation ends every few seconds
+
+
 def refuse(status: int, reason: str) -> web.HTTPException:
     body = json.dumps({"error": "unauthorized" if status == 401 else "refused", "reason": reason})
     kind = {
@@ -36,7 +39,8 @@ def refuse(status: int, reason: str) -> web.HTTPException:
         429: web.HTTPTooManyRequests,
         503: web.HTTPServiceUnavailable,
     }.get(status, web.HTTPBadRequest)
-    return kind(text=body, content_type="application/json")
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    return kind(text=body, content_type="application/json", headers=headers)
 
 
 def token_of(request: web.Request) -> str | None:
@@ -61,14 +65,14 @@ class BrowserGate:
         store: Store,
         metrics: Metrics,
         is_live: Callable[[str], bool],
-        draining: Callable[[], bool] = lambda: False,
+        busy: Callable[[str | None], str | None] = lambda to: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._verifier = verifier
         self._store = store
         self._metrics = metrics
         self._is_live = is_live
-        self._draining = draining
+        self._busy = busy  # why this node takes no new conversation to a number now (draining, full), or None
         self._clock = clock
         self._leeway = settings.jwt_leeway_s
         self._attempts = KeyedTokenBuckets(settings.ws_connect_rate, settings.ws_connect_burst)
@@ -83,9 +87,7 @@ class BrowserGate:
         return peer
 
     async def admit(self, request: web.Request, call_id: str) -> Claims:
-        if self._draining():
-            self._metrics.websocket_connections.labels(outcome="refused").inc()
-            raise refuse(503, "draining")
+        self._refuse_if_busy(None)
         if not self._attempts.allow(self.source(request), self._clock()):
             self._metrics.rate_limit_hits.labels(scope="connect").inc()
             self._metrics.websocket_connections.labels(outcome="refused").inc()
@@ -102,7 +104,18 @@ class BrowserGate:
             self._metrics.websocket_connections.labels(outcome="refused").inc()
             raise refuse(409, "call_id_in_use")
         self._metrics.auth_success.inc()
+        self._refuse_if_busy(claims.to)
         return claims
+
+    def _refuse_if_busy(self, to: str | None) -> None:
+        """503 with Retry-After while the node drains (checked before the token) or the number's
+        pipeline carries all the conversations it can (checked once the token names the number; the
+        token is spent: a client retries with a new one)."""
+        busy = self._busy(to)
+        if busy is not None:
+            self._metrics.websocket_connections.labels(outcome="refused").inc()
+            self._metrics.admission_refusals.labels(reason=busy).inc()
+            raise refuse(503, busy)
 
     async def _check(self, request: web.Request, call_id: str) -> Claims:
         if self._verifier is None:

@@ -43,6 +43,13 @@ CLOSE_RATE_LIMITED = 1013
 CLOSE_POLICY = 1008
 CLOSE_NO_ROUTE = 4404
 CLOSE_MEDIA_FAILED = 4408
+
+
+class HostBusy(RuntimeError):
+    """The conversation's pipeline filled up between the door (503) and the start event: the socket
+    closes with 1013 (try again later)."""
+
+
 RTC_CONNECT_TIMEOUT_S = 15.0
 
 
@@ -50,7 +57,8 @@ class ConversationHost(Protocol):
     """What the bridge needs from the composition root."""
 
     def converse(self, port: BrowserPort, to: str, transport: str) -> Awaitable[str]:
-        """Run the conversation on `port` until it ends; raises LookupError when `to` has no route."""
+        """Run the conversation on `port` until it ends; raises LookupError when `to` has no route,
+        HostBusy when there is no room for it now."""
         ...
 
     async def feedback(self, call_id: str, rating: object, source: str = "browser") -> str | None: ...
@@ -141,6 +149,8 @@ class StreamConnection:
         exc = task.exception()
         if isinstance(exc, LookupError):
             self._close_soon(CLOSE_NO_ROUTE, "no dialplan for this number")
+        elif isinstance(exc, HostBusy):
+            self._close_soon(CLOSE_RATE_LIMITED, "busy: try again later")
         elif exc is not None:
             self.log.error("conversation failed: %s", type(exc).__name__, exc_info=exc)
             self._close_soon(1011, "internal error")

@@ -148,6 +148,36 @@ class Metrics:
         )
         self.registered = Gauge("tomsip_trunk_registered", "1 while the trunk registration holds", registry=r)
         self.draining = Gauge("tomsip_draining", "1 while the process drains", registry=r)
+        self.tts_sentences = Counter(
+            "tomsip_tts_sentences_total",
+            "Sentences spoken by TTS, by where the audio came from: cache (no inference) or synthesized",
+            ["source"],
+            registry=r,
+        )
+        self.phrase_cache_entries = Gauge("tomsip_phrase_cache_entries", "Sentences held as PCM", registry=r)
+        self.phrase_cache_bytes = Gauge("tomsip_phrase_cache_bytes", "PCM bytes held by the phrase cache", registry=r)
+        self.fillers = Counter(
+            "tomsip_fillers_total", "Turns that played the cached filler while their reply was late", registry=r
+        )
+        self.conversation_limit = Gauge(
+            "tomsip_conversation_limit",
+            "Concurrent conversations each pipeline admits (measured at start-up or TOMSIP_MAX_CONVERSATIONS)",
+            ["pipeline"],
+            registry=r,
+        )
+        self.stt_batch_size = Histogram(
+            "tomsip_stt_batch_size",
+            "Utterances recognised in one model pass",
+            buckets=(1, 2, 3, 4, 6, 8),
+            registry=r,
+        )
+
+    def sentence_spoken(self, source: str) -> None:
+        self.tts_sentences.labels(source=source).inc()
+
+    def cache_size(self, entries: int, size: int) -> None:
+        self.phrase_cache_entries.set(entries)
+        self.phrase_cache_bytes.set(size)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

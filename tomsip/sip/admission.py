@@ -1,8 +1,9 @@
 """Admission control: whether a new call may start. Pure apart from the clock passed in.
 
-Three reasons to refuse, each counted: the process is draining (rolling upgrade), the concurrent-call
-limit is reached, or the source address sends INVITEs faster than its token bucket allows (an INVITE
-flood from one place must not starve everyone else).
+The reasons to refuse, each counted: the process is draining (rolling upgrade), the source address
+sends INVITEs faster than its token bucket allows (an INVITE flood from one place must not starve
+everyone else), the concurrent-call limit of the SIP stack is reached, or the speech workers can
+carry no more conversations (tomsip/sip/conversation_limit.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ class Admission:
         self._buckets = KeyedTokenBuckets(invite_rate, invite_burst)
 
     def refuse_reason(self, source: str, active_calls: int, now: float) -> str | None:
-        """None to admit; otherwise why not ("draining", "capacity", "rate")."""
+        """None to admit; otherwise why not ("draining", "rate", "capacity"). The conversation limit of
+        the call's pipeline is asked next, once the call is routed."""
         if self.draining:
             return "draining"
         if not self._buckets.allow(source, now):

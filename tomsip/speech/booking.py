@@ -24,6 +24,25 @@ from tomsip.speech.stages import RATING_PROMPT, ReplyText, Transcript, TurnReque
 MAX_MISUNDERSTOOD = 3
 DEFAULT_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")
 
+# What the assistant says word for word (the phrase cache synthesizes each once per process).
+GOODBYE = "Thank you for calling. Goodbye!"
+STILL_THERE = "Are you still there? "
+NOT_HEARD = "Sorry, I didn't hear that. "
+NOT_CAUGHT = "Sorry, I didn't catch that."
+JUST_DAY_AND_TIME = "Please just tell me the day and time you would like."
+ASK_AGAIN = "Which day and time would suit you better?"
+PUT_THROUGH = "I am putting you through to a colleague now."
+NOBODY_ELSE = "Sorry, nobody else is available right now."
+TROUBLE = "Sorry, I am having trouble understanding."
+ASK_CONFIRM = "Shall I book that for you?"
+ASK_TIME = "What time would suit you?"
+ASK_DAY = "Which day would you like?"
+ASK_BOTH = "Which day and time would you like to come in?"
+FIXED_PHRASES = (
+    GOODBYE, STILL_THERE, NOT_HEARD, NOT_CAUGHT, JUST_DAY_AND_TIME, ASK_AGAIN, PUT_THROUGH, NOBODY_ELSE, TROUBLE,
+    ASK_CONFIRM, ASK_TIME, ASK_DAY, ASK_BOTH, "Sure.", "Okay.", "Great.", "No problem.", "Of course.",
+)  # fmt: skip
+
 
 class Step(enum.Enum):
     ASK = "ask"  # collecting day and time
@@ -88,16 +107,16 @@ class BookingConversation:
         if kind is TurnKind.GREETING:
             return self._say(self.options.greeting)
         if kind is TurnKind.GOODBYE:
-            return [ReplyText("Thank you for calling. Goodbye!")]
+            return [ReplyText(GOODBYE)]
         if kind is TurnKind.RATING:
             return [ReplyText(self.options.rating_prompt)]
         if kind is TurnKind.NO_INPUT:
-            return self._say("Are you still there? " + self._question())
+            return self._say(STILL_THERE + self._question())
         if kind is TurnKind.DIGIT:
             return self._on_digit(request.digit)
         text = transcript.text.strip() if transcript else ""
         if not text:
-            return self._say("Sorry, I didn't hear that. " + self._question())
+            return self._say(NOT_HEARD + self._question())
         return self._on_text(text)
 
     def _on_digit(self, digit: str) -> list[ReplyText]:
@@ -105,7 +124,7 @@ class BookingConversation:
             return self._to_human()
         if self.step is Step.CONFIRM and digit in "12":
             return self._on_text("yes" if digit == "1" else "no")
-        return self._say("Please just tell me the day and time you would like.")
+        return self._say(JUST_DAY_AND_TIME)
 
     def _on_text(self, text: str) -> list[ReplyText]:
         if intents.HUMAN.search(text):
@@ -121,7 +140,7 @@ class BookingConversation:
                 return self._after_slots()
             if intents.NO.search(text):
                 self.step, self.day, self.time = Step.ASK, None, None
-                return [ReplyText("No problem."), *self._say("Which day and time would suit you better?")]
+                return [ReplyText("No problem."), *self._say(ASK_AGAIN)]
             if intents.YES.search(text):
                 return self._book()
             return self._not_understood()
@@ -147,9 +166,9 @@ class BookingConversation:
         if self.day and self.time:
             self.step = Step.CONFIRM
             when = f"{self._day_phrase()} at {self.time.spoken()}"
-            return [ReplyText(_sentence(when)), *self._say("Shall I book that for you?")]
+            return [ReplyText(_sentence(when)), *self._say(ASK_CONFIRM)]
         if self.day:
-            return [ReplyText(_sentence(self._day_phrase())), *self._say("What time would suit you?")]
+            return [ReplyText(_sentence(self._day_phrase())), *self._say(ASK_TIME)]
         return [ReplyText("Okay."), *self._say(f"At {self.time.spoken() if self.time else ''}, on which day?")]
 
     def _book(self) -> list[ReplyText]:
@@ -163,24 +182,24 @@ class BookingConversation:
         if self.options.transfer_uri:
             return [
                 ReplyText("Of course."),
-                ReplyText("I am putting you through to a colleague now.", transfer_to=self.options.transfer_uri),
+                ReplyText(PUT_THROUGH, transfer_to=self.options.transfer_uri),
             ]
-        return [ReplyText("Sorry, nobody else is available right now."), *self._say(self._question())]
+        return [ReplyText(NOBODY_ELSE), *self._say(self._question())]
 
     def _not_understood(self) -> list[ReplyText]:
         self.misunderstood += 1
         if self.misunderstood >= MAX_MISUNDERSTOOD and self.options.transfer_uri:
-            return [ReplyText("Sorry, I am having trouble understanding."), *self._to_human()[1:]]
-        return [ReplyText("Sorry, I didn't catch that."), *self._say(self._question())]
+            return [ReplyText(TROUBLE), *self._to_human()[1:]]
+        return [ReplyText(NOT_CAUGHT), *self._say(self._question())]
 
     def _question(self) -> str:
         if self.step is Step.CONFIRM:
-            return "Shall I book that for you?"
+            return ASK_CONFIRM
         if self.day and not self.time:
-            return "What time would suit you?"
+            return ASK_TIME
         if self.time and not self.day:
-            return "Which day would you like?"
-        return "Which day and time would you like to come in?"
+            return ASK_DAY
+        return ASK_BOTH
 
     def _day_phrase(self) -> str:
         return self.day if self.day in ("today", "tomorrow") else f"on {self.day}"
@@ -197,3 +216,7 @@ def _sentence(phrase: str) -> str:
 class BookingResponder:
     def open(self, call_id: str, options: Mapping[str, object]) -> BookingConversation:
         return BookingConversation(BookingOptions.from_options(options))
+
+    def fixed_phrases(self, options: Mapping[str, object]) -> list[str]:
+        opts = BookingOptions.from_options(options)
+        return [opts.greeting, opts.rating_prompt, *FIXED_PHRASES]

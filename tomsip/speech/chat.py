@@ -35,6 +35,10 @@ DEFAULT_PROMPT = (
     f"finished, end your reply with {HANGUP}. If the caller asks for a human, say you will put them "
     f"through and end your reply with {TRANSFER}."
 )
+# What the assistant says word for word, whatever the model (synthesized once, from the phrase cache).
+GOODBYE = "Thank you for calling. Goodbye!"
+STILL_THERE = "Are you still there?"
+NOT_HEARD = "Sorry, I didn't hear that. Could you say it again?"
 
 
 @dataclass(frozen=True)
@@ -132,20 +136,20 @@ class ChatConversation:
             yield ReplyText(self.greeting)
             return
         if kind is TurnKind.GOODBYE:
-            yield ReplyText("Thank you for calling. Goodbye!")
+            yield ReplyText(GOODBYE)
             return
         if kind is TurnKind.RATING:
             yield ReplyText(self.rating_prompt)
             return
         if kind is TurnKind.NO_INPUT:
-            yield ReplyText("Are you still there?")
+            yield ReplyText(STILL_THERE)
             return
         if kind is TurnKind.DIGIT:
             user = f"(The caller pressed the key {request.digit}.)"
         else:
             user = transcript.text.strip() if transcript else ""
             if not user:
-                yield ReplyText("Sorry, I didn't hear that. Could you say it again?")
+                yield ReplyText(NOT_HEARD)
                 return
         self._remember("user", user)
         async for reply in self._stream_reply():
@@ -195,3 +199,7 @@ class ChatResponder:
 
     def open(self, call_id: str, options: Mapping[str, object]) -> ChatConversation:
         return ChatConversation(self.client, options)
+
+    def fixed_phrases(self, options: Mapping[str, object]) -> list[str]:
+        conversation = ChatConversation(self.client, options)
+        return [conversation.greeting, conversation.rating_prompt, GOODBYE, STILL_THERE, NOT_HEARD]

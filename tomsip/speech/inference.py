@@ -11,6 +11,7 @@ the model, is what callers hear.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,30 @@ class InferenceOverloaded(SpeechStageError):
         super().__init__(pool, "overloaded", f"{in_flight} jobs in flight")
 
 
+class RecentWait:
+    """How long jobs have lately waited for a worker: a moving average over the last jobs, forgotten
+    after a few seconds without any (an idle pool is not a busy one). Admission reads it to refuse new
+    calls while the answered ones are already queueing."""
+
+    def __init__(self, weight: float = 0.3, forget_after_s: float = 5.0) -> None:
+        self._weight = weight
+        self._forget_after_s = forget_after_s
+        self._average = 0.0
+        self._at = -math.inf  # nothing observed yet
+
+    def observe(self, wait_s: float, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if now - self._at > self._forget_after_s:
+            self._average = wait_s
+        else:
+            self._average += self._weight * (wait_s - self._average)
+        self._at = now
+
+    def seconds(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        return self._average if now - self._at <= self._forget_after_s else 0.0
+
+
 class InferencePool:
     def __init__(self, name: str, workers: int, max_pending: int, queue_wait: Histogram | None = None) -> None:
         if workers < 1 or max_pending < 0:
@@ -41,6 +66,7 @@ class InferencePool:
         self._in_flight = 0
         self._lock = threading.Lock()
         self._queue_wait = queue_wait.labels(stage=name) if queue_wait is not None else None
+        self.recent_wait = RecentWait()
 
     @property
     def in_flight(self) -> int:
@@ -58,8 +84,10 @@ class InferencePool:
 
         def job() -> T | None:
             try:
+                waited = time.perf_counter() - queued_at
+                self.recent_wait.observe(waited)
                 if self._queue_wait is not None:
-                    self._queue_wait.observe(time.perf_counter() - queued_at)
+                    self._queue_wait.observe(waited)
                 if cancelled.is_set():
                     return None
                 return fn()

@@ -94,6 +94,9 @@ class MockResponder:
         fail = options.get("mock_fail_on_reply")
         return MockConversation(int(fail) if isinstance(fail, int) else None)
 
+    def fixed_phrases(self, options: Mapping[str, object]) -> list[str]:
+        return []  # tones cost nothing to make
+
 
 @lru_cache(maxsize=256)
 def tone_pcm(hz: int, ms: int, level_dbfs: float = -12.0) -> bytes:

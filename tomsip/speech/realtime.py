@@ -397,6 +397,15 @@ class RealtimePipeline:
         if "speaking_rate" in options:
             raise ValueError("speaking_rate needs a local TTS; the realtime backend speaks at its own rate")
 
+    def prepare(self, options: Mapping[str, object]) -> None:
+        return None  # the backend speaks; the one local phrase (the apology) was made at construction
+
+    def calibrate(self, cpu_budget: float) -> None:
+        return None  # the hosted backend carries the speech; this machine only relays audio
+
+    def queue_wait_s(self) -> float:
+        return 0.0
+
     async def probe(self) -> dict[str, object]:
         """Open a session and wait for `session.created`."""
         try:

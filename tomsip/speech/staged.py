@@ -6,17 +6,24 @@ cancels whichever stage is awaiting.
 
 A stage that cannot serve a turn (a hosted API error or timeout, an overloaded inference queue)
 raises SpeechStageError: the caller hears a short apology, the error is counted, and the call goes on.
+The apology and the filler come from the phrase cache: being busy must never need more inference, so
+neither can fail or wait. A turn whose first audio is late (a busy queue, a slow hosted model) plays
+the filler once ("One moment, please.") and then its reply.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import cast
 
 from tomsip.call.fsm import TurnKind
 from tomsip.monitor.metrics import Metrics
+from tomsip.speech.calibration import Calibration
+from tomsip.speech.phrase_cache import CachedSpeech
 from tomsip.speech.stages import (
     Conversation,
     RateAdjustable,
@@ -29,11 +36,13 @@ from tomsip.speech.stages import (
     Transcript,
     TurnLatency,
     TurnRequest,
+    rating_prompt,
 )
 
 log = logging.getLogger("tomsip.speech")
 
 APOLOGY = "Sorry, I had a problem there. Could you say that again?"
+FILLER = "One moment, please."
 
 
 class StagedBrain:
@@ -44,12 +53,14 @@ class StagedBrain:
         tts: TextToSpeech,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        filler_after_s: float = 0.0,
     ) -> None:
         self._stt = stt
         self._conversation = conversation
         self._tts = tts
         self._metrics = metrics
         self._clock = clock
+        self._filler_after_s = filler_after_s
 
     @property
     def conversation(self) -> Conversation:
@@ -63,7 +74,37 @@ class StagedBrain:
             return None
 
     async def turn(self, request: TurnRequest, latency: TurnLatency) -> AsyncIterator[ReplyAudio]:
+        replies = self._reply(request, latency)
+        if not self._filler_after_s:
+            async for chunk in replies:
+                yield chunk
+            return
+        first = asyncio.ensure_future(_next_or_none(replies))
+        try:
+            done, _ = await asyncio.wait({first}, timeout=self._filler_after_s)
+            if not done:
+                filler = self._cached(FILLER)
+                if filler:
+                    if self._metrics is not None:
+                        self._metrics.fillers.inc()
+                    for i, pcm in enumerate(filler):
+                        yield ReplyAudio(pcm, text=FILLER if i == 0 else "")
+            head = await first
+        except BaseException:  # cancelled (barge-in, hang-up): stop the reply being made too
+            first.cancel()
+            with contextlib.suppress(BaseException):
+                await first
+            await replies.aclose()
+            raise
+        if head is None:
+            return
+        yield head
+        async for chunk in replies:
+            yield chunk
+
+    async def _reply(self, request: TurnRequest, latency: TurnLatency) -> AsyncGenerator[ReplyAudio, None]:
         start = self._clock()
+        spoke = False
         try:
             transcript = request.transcript
             if transcript is None and request.kind is TurnKind.UTTERANCE and request.audio:
@@ -74,12 +115,41 @@ class StagedBrain:
                 if latency.responder_first_ms is None:
                     latency.responder_first_ms = (self._clock() - responder_start) * 1000
                 async for chunk in self._speak(piece, latency, start):
+                    spoke = True
                     yield chunk
         except SpeechStageError as exc:
             self._count(exc)
             log.warning("speech stage failed, apologising: %s", exc)
-            async for chunk in self._speak(ReplyText(APOLOGY), latency, start):
-                yield chunk
+            first = True
+            async for pcm in self._apology():
+                yield ReplyAudio(pcm, text=APOLOGY if first and not spoke else "")
+                first = False
+
+    def _cached(self, text: str) -> list[bytes] | None:
+        """Fixed words from the phrase cache, or None where there is no cache or they are not in it."""
+        if not isinstance(self._tts, CachedSpeech):
+            return None
+        cached = self._tts.cached(text)
+        if cached is not None:
+            self._tts.counted_from_cache(len(cached))
+        return cached
+
+    async def _apology(self) -> AsyncIterator[bytes]:
+        """From the phrase cache (made at start-up), so it never waits for the queue it apologises for.
+        A TTS without a cache (tests, tones) is asked, and if it cannot serve either, the caller hears
+        silence and the call goes on."""
+        cached = self._cached(APOLOGY)
+        if cached is not None:
+            for pcm in cached:
+                yield pcm
+            return
+        if isinstance(self._tts, CachedSpeech):
+            return  # a route that start-up did not prepare: silence, never inference now
+        try:
+            async for pcm in self._tts.synthesize(APOLOGY):
+                yield pcm
+        except SpeechStageError as exc:
+            self._count(exc)
 
     async def _speak(self, piece: ReplyText, latency: TurnLatency, start: float) -> AsyncIterator[ReplyAudio]:
         spoke = False
@@ -127,17 +197,29 @@ class StagedPipeline:
         metrics: Metrics | None = None,
         on_close: Callable[[], Awaitable[None]] | None = None,
         probe: Callable[[], Awaitable[dict[str, object]]] | None = None,
+        filler_after_ms: int = 0,
+        calibrator: Callable[[float], Calibration] | None = None,
+        queue_wait_s: Callable[[], float] | None = None,
     ) -> None:
         self.name = name
+        self._calibrator = calibrator
+        self._queue_wait_s = queue_wait_s
         self._stt = stt
         self._responder = responder
         self._tts = tts
         self._metrics = metrics
         self._on_close = on_close
         self._probe = probe
+        self._filler_after_s = filler_after_ms / 1000
 
     def open(self, call_id: str, options: Mapping[str, object]) -> StagedBrain:
-        return StagedBrain(self._stt, self._responder.open(call_id, options), self._tts_for(options), self._metrics)
+        return StagedBrain(
+            self._stt,
+            self._responder.open(call_id, options),
+            self._tts_for(options),
+            self._metrics,
+            filler_after_s=self._filler_after_s,
+        )
 
     def _tts_for(self, options: Mapping[str, object]) -> TextToSpeech:
         """The shared TTS, or a view of it at the policy's speaking rate."""
@@ -154,6 +236,26 @@ class StagedPipeline:
         self._responder.open("start-up-check", options)
         self._tts_for(options)
 
+    def prepare(self, options: Mapping[str, object]) -> None:
+        """The apology, the filler and the dialplan's own words (greeting, rating question) are made
+        now, so a bad one stops start-up and being busy never waits for them; the responder's other
+        fixed phrases are kept for good when first spoken."""
+        tts = self._tts_for(options)
+        if not isinstance(tts, CachedSpeech):
+            return
+        for phrase in self._responder.fixed_phrases(options):
+            tts.mark_fixed(phrase)
+        for phrase in (APOLOGY, FILLER, str(options.get("greeting") or ""), rating_prompt(options)):
+            if phrase:
+                tts.pin(phrase)
+
+    def calibrate(self, cpu_budget: float) -> Calibration | None:
+        """Local models are timed; stages that cost this machine nothing (tones, hosted) are not."""
+        return self._calibrator(cpu_budget) if self._calibrator is not None else None
+
+    def queue_wait_s(self) -> float:
+        return self._queue_wait_s() if self._queue_wait_s is not None else 0.0
+
     async def probe(self) -> dict[str, object]:
         """Local stages are loaded and in memory; a hosted stage is asked."""
         if self._probe is None:
@@ -163,3 +265,11 @@ class StagedPipeline:
     async def close(self) -> None:
         if self._on_close is not None:
             await self._on_close()
+
+
+async def _next_or_none(replies: AsyncIterator[ReplyAudio]) -> ReplyAudio | None:
+    """The first chunk of a reply, or None if it has none (a task cannot end in StopAsyncIteration)."""
+    try:
+        return await anext(replies)
+    except StopAsyncIteration:
+        return None

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from tomsip.speech.calibration import Calibration
 
 from tomsip.call.fsm import TurnKind
 
@@ -107,6 +110,11 @@ class Responder(Protocol):
         """A conversation for one call; raises ValueError on bad dialplan options (checked at start-up)."""
         ...
 
+    def fixed_phrases(self, options: Mapping[str, object]) -> list[str]:
+        """Everything this responder says word for word on any call with these options (greeting,
+        prompts, goodbye): synthesized once at start-up and replayed from the phrase cache."""
+        ...
+
 
 class TextToSpeech(Protocol):
     def synthesize(self, text: str) -> AsyncIterator[bytes]: ...
@@ -162,8 +170,22 @@ class Pipeline(Protocol):
         """Raise ValueError if a dialplan's options cannot work with this pipeline (at start-up)."""
         ...
 
+    def prepare(self, options: Mapping[str, object]) -> None:
+        """Make ready, blocking, what calls with these options will say word for word (start-up);
+        raises PipelineError (UnspeakablePhrase) for words that cannot be spoken."""
+        ...
+
     async def probe(self) -> dict[str, object]:
         """Is the backend usable right now? (GET /healthz/speech_api)"""
+        ...
+
+    def calibrate(self, cpu_budget: float) -> Calibration | None:
+        """How many conversations this machine can carry on this pipeline (blocking, start-up); None
+        when its speech costs this machine next to nothing (tones, a hosted backend)."""
+        ...
+
+    def queue_wait_s(self) -> float:
+        """How long this pipeline's inference jobs have lately waited for a worker (0 when idle)."""
         ...
 
     async def close(self) -> None: ...

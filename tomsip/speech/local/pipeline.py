@@ -12,11 +12,14 @@ from functools import lru_cache
 
 from tomsip.monitor.metrics import Metrics
 from tomsip.settings import Settings
+from tomsip.speech.batching import BatchingPool
+from tomsip.speech.calibration import Calibration, calibrate
 from tomsip.speech.inference import InferencePool
 from tomsip.speech.local.piper_tts import PiperSpeech, load_piper
 from tomsip.speech.local.whisper_stt import WhisperSpeechToText, load_whisper
+from tomsip.speech.phrase_cache import CachedSpeech, PhraseCache
 from tomsip.speech.staged import StagedPipeline
-from tomsip.speech.stages import Responder
+from tomsip.speech.stages import Responder, Transcript
 
 
 @lru_cache(maxsize=4)
@@ -44,10 +47,22 @@ def build_offline_pipeline(
     probe: Callable[[], Awaitable[dict[str, object]]] | None = None,
 ) -> StagedPipeline:
     wait = metrics.inference_queue_wait_seconds
-    stt_pool = InferencePool("stt", settings.stt_workers, settings.inference_queue, wait)
+    whisper = _whisper(settings.stt_threads)
+    recognizer = WhisperSpeechToText(whisper)
+    stt_pool: BatchingPool[bytes, Transcript] = BatchingPool(
+        "stt",
+        recognizer.transcribe_batch,
+        settings.stt_workers,
+        settings.inference_queue,
+        settings.stt_batch,
+        wait,
+        metrics.stt_batch_size,
+    )
     tts_pool = InferencePool("tts", settings.tts_workers, settings.inference_queue, wait)
-    stt = WhisperSpeechToText(_whisper(settings.stt_threads), stt_pool)
-    tts = PiperSpeech(offline_voice(), tts_pool)
+    stt = WhisperSpeechToText(whisper, stt_pool)
+    piper = PiperSpeech(offline_voice(), tts_pool)
+    cache = PhraseCache(settings.phrase_cache_entries, settings.phrase_cache_mb * 1024 * 1024, metrics)
+    tts = CachedSpeech(piper, cache, "piper")
 
     async def close() -> None:
         stt_pool.close()
@@ -55,4 +70,21 @@ def build_offline_pipeline(
         if on_close is not None:
             await on_close()
 
-    return StagedPipeline(name, stt, responder, tts, metrics, on_close=close, probe=probe)
+    def calibrate_here(budget: float) -> Calibration:
+        return calibrate(recognizer.transcribe_sync, piper.speak_sync, budget)
+
+    def queue_wait_s() -> float:
+        return max(stt_pool.recent_wait.seconds(), tts_pool.recent_wait.seconds())
+
+    return StagedPipeline(
+        name,
+        stt,
+        responder,
+        tts,
+        metrics,
+        on_close=close,
+        probe=probe,
+        filler_after_ms=settings.filler_after_ms,
+        calibrator=calibrate_here,
+        queue_wait_s=queue_wait_s,
+    )

@@ -16,11 +16,12 @@ probably not speech, the transcript is empty, so noise yields a re-prompt.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from tomsip.audio.frames import SAMPLE_RATE
-from tomsip.speech.inference import InferencePool
+from tomsip.speech.batching import BatchingPool
 from tomsip.speech.stages import PipelineError, Transcript
 
 MAX_WINDOW_S = 30  # whisper's window; longer utterances keep their last 29 s
@@ -52,7 +53,9 @@ def load_whisper(threads: int) -> object:
 
 
 class WhisperSpeechToText:
-    def __init__(self, model: object, pool: InferencePool) -> None:
+    """Utterances waiting together are decoded in one batch (tomsip/speech/batching.py)."""
+
+    def __init__(self, model: object, pool: BatchingPool[bytes, Transcript] | None = None) -> None:
         from faster_whisper.tokenizer import Tokenizer
 
         self._model = model
@@ -64,30 +67,42 @@ class WhisperSpeechToText:
     async def transcribe(self, audio: bytes) -> Transcript:
         if len(audio) < SAMPLE_RATE // 5 * 2:  # under 200 ms: nothing to recognise
             return Transcript("", 0.0)
-        return await self._pool.run(lambda: self.transcribe_sync(audio))
+        if self._pool is None:
+            raise RuntimeError("WhisperSpeechToText.transcribe needs a batching pool")
+        return await self._pool.run(audio)
 
     def transcribe_sync(self, audio: bytes) -> Transcript:
+        return self.transcribe_batch([audio])[0]
+
+    def transcribe_batch(self, audios: Sequence[bytes]) -> list[Transcript]:
+        """One model pass over every utterance, each padded to the longest one's window."""
         import ctranslate2
 
         limit = (MAX_WINDOW_S - PAD_S) * SAMPLE_RATE
-        samples = np.frombuffer(audio, dtype="<i2")[-limit:].astype(np.float32) / 32768.0
-        window_s = min(MAX_WINDOW_S, max(MIN_WINDOW_S, math.ceil(len(samples) / SAMPLE_RATE) + PAD_S))
-        padded = np.zeros(window_s * SAMPLE_RATE, dtype=np.float32)
-        padded[: len(samples)] = samples
+        clips = [np.frombuffer(audio, dtype="<i2")[-limit:].astype(np.float32) / 32768.0 for audio in audios]
+        longest = max(len(clip) for clip in clips)
+        window_s = min(MAX_WINDOW_S, max(MIN_WINDOW_S, math.ceil(longest / SAMPLE_RATE) + PAD_S))
         model = self._model
-        features = model.feature_extractor(padded)[:, : window_s * 100]  # type: ignore[attr-defined]
-        encoded = ctranslate2.StorageView.from_array(np.ascontiguousarray(features[np.newaxis], dtype=np.float32))
-        result = model.model.generate(  # type: ignore[attr-defined]
+        features = []
+        for clip in clips:
+            padded = np.zeros(window_s * SAMPLE_RATE, dtype=np.float32)
+            padded[: len(clip)] = clip
+            features.append(model.feature_extractor(padded)[:, : window_s * 100])  # type: ignore[attr-defined]
+        encoded = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(features), dtype=np.float32))
+        results = model.model.generate(  # type: ignore[attr-defined]
             encoded,
-            [self._prompt],
+            [self._prompt] * len(clips),
             beam_size=1,
             max_length=MAX_TOKENS,
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
-        )[0]
-        avg_logprob = result.scores[0] if result.scores else -10.0
-        if result.no_speech_prob > NO_SPEECH_PROB and avg_logprob < MIN_AVG_LOGPROB:
+        )
+        return [self._transcript(result) for result in results]
+
+    def _transcript(self, result: object) -> Transcript:
+        avg_logprob = result.scores[0] if result.scores else -10.0  # type: ignore[attr-defined]
+        if result.no_speech_prob > NO_SPEECH_PROB and avg_logprob < MIN_AVG_LOGPROB:  # type: ignore[attr-defined]
             return Transcript("", 0.0)  # whisper's own verdict: not speech (it would invent "Thank you.")
-        text = self._tokenizer.decode(result.sequences_ids[0]).strip()
+        text = self._tokenizer.decode(result.sequences_ids[0]).strip()  # type: ignore[attr-defined]
         return Transcript(text, round(math.exp(avg_logprob), 3))

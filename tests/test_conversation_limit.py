@@ -1,0 +1,53 @@
+"""Speech-aware admission, pure: the limit per pipeline, live pressure, and the calibration formula."""
+
+from __future__ import annotations
+
+import pytest
+
+from tomsip.sip.conversation_limit import ConversationLimit, ConversationLimits, ConversationRefused
+from tomsip.speech.calibration import calibrate, conversations_for
+
+
+def test_the_limit_refuses_the_next_conversation_and_a_release_makes_room() -> None:
+    limits = ConversationLimits({"local": ConversationLimit(2), "mock": ConversationLimit(250)})
+    limits.take("local")
+    limits.take("local")
+    assert limits.refuse_reason("local") == "conversations"
+    with pytest.raises(ConversationRefused) as refused:
+        limits.take("local")
+    assert refused.value.reason == "conversations"
+    assert limits.active("local") == 2 and limits.refuse_reason("mock") is None
+    limits.release("local")
+    assert limits.refuse_reason("local") is None
+
+
+def test_waiting_speech_jobs_tighten_the_limit_but_never_refuse_the_first_call() -> None:
+    wait = [0.0]
+    limit = ConversationLimit(10, lambda: wait[0], busy_after_s=0.4)
+    assert limit.refuse_reason(5) is None
+    wait[0] = 0.9
+    assert limit.refuse_reason(5) == "speech_busy"
+    assert limit.refuse_reason(0) is None  # an idle node is never "busy"
+    assert ConversationLimit(10, lambda: 5.0, busy_after_s=0).refuse_reason(5) is None  # pressure off
+
+
+def test_calibration_scales_with_the_cores_the_budget_and_the_model_speed() -> None:
+    base = conversations_for(stt_s=0.14, tts_s=0.08, cores=2, budget=0.6)
+    assert conversations_for(0.14, 0.08, 4, 0.6) > base
+    assert conversations_for(0.28, 0.16, 2, 0.6) < base
+    assert conversations_for(0.14, 0.08, 2, 0.3) < base
+    assert conversations_for(10.0, 10.0, 1, 0.01) == 1  # never below one
+
+
+def test_calibration_times_the_models_it_is_given() -> None:
+    said: list[str] = []
+
+    def speak(text: str) -> bytes:
+        said.append(text)
+        return b"\x00" * 32_000
+
+    heard: list[int] = []
+    result = calibrate(lambda audio: heard.append(len(audio)), speak, budget=0.5, cores=2, runs=2)
+    assert heard and set(heard) == {32_000}
+    assert len(said) >= 3 and result.cores == 2 and result.conversations >= 1
+    assert "conversations" in result.describe()

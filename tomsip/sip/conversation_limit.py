@@ -1,0 +1,67 @@
+"""Speech-aware admission: how many conversations may be in progress, and whether the speech workers
+are already behind. Pure apart from the callables passed in.
+
+The SIP ceiling (TOMSIP_MAX_CALLS) says how many calls the stack can carry; this says how many the
+speech workers can: a number measured at start-up (tomsip/speech/calibration.py) or set by the
+operator, tightened live while inference jobs are waiting longer than they should. A caller refused
+here hears a busy signal at once (and a proxy such as Kamailio tries another node); a caller let in
+beyond it would wait ever longer for every reply, along with everyone else.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+
+
+class ConversationLimit:
+    def __init__(self, limit: int, queue_wait_s: Callable[[], float] = lambda: 0.0, busy_after_s: float = 0.0) -> None:
+        if limit < 1:
+            raise ValueError("the conversation limit must be at least 1")
+        self.limit = limit
+        self._queue_wait_s = queue_wait_s
+        self._busy_after_s = busy_after_s
+
+    def refuse_reason(self, active: int) -> str | None:
+        """None to admit one more; otherwise "conversations" (the limit) or "speech_busy" (live pressure)."""
+        if active >= self.limit:
+            return "conversations"
+        if self._busy_after_s and active > 0 and self._queue_wait_s() > self._busy_after_s:
+            return "speech_busy"
+        return None
+
+
+class ConversationRefused(RuntimeError):
+    """No room for one more conversation on this pipeline now; `reason` is the counted refusal reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ConversationLimits:
+    """A limit per pipeline, and the conversations each has in progress (answering ones included):
+    tones cost nothing and keep the SIP ceiling while the offline pipeline has its measured limit."""
+
+    def __init__(self, limits: Mapping[str, ConversationLimit]) -> None:
+        self._limits = dict(limits)
+        self._active: Counter[str] = Counter()
+
+    def limit(self, pipeline: str) -> int:
+        return self._limits[pipeline].limit
+
+    def active(self, pipeline: str) -> int:
+        return self._active[pipeline]
+
+    def refuse_reason(self, pipeline: str) -> str | None:
+        return self._limits[pipeline].refuse_reason(self._active[pipeline])
+
+    def take(self, pipeline: str) -> None:
+        """Count one more conversation in, or raise ConversationRefused; `release` it when it ends."""
+        reason = self.refuse_reason(pipeline)
+        if reason is not None:
+            raise ConversationRefused(reason)
+        self._active[pipeline] += 1
+
+    def release(self, pipeline: str) -> None:
+        self._active[pipeline] = max(0, self._active[pipeline] - 1)
