@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.net import free_port  # noqa: E402
 from tests.support.pcap import read_udp  # noqa: E402
+from tests.support.process import cpu_seconds, rss_mb  # noqa: E402
 from tests.support.server import TomsipServer  # noqa: E402
 from tomsip.audio.g711 import ULAW_DECODE  # noqa: E402
 
@@ -85,18 +86,6 @@ def raise_fd_limit() -> None:
 
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def wait_port_ready(proc: subprocess.Popen[bytes], marker: bytes, timeout_s: float = 20) -> None:
