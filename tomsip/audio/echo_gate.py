@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import deque
 from itertools import islice
 
-from tomsip.audio.frames import FRAME_BYTES, FRAME_MS, rms_dbfs
+from tomsip.audio.frames import FRAME_BYTES, FRAME_MS, frame_levels_dbfs, rms_dbfs
 
 QUIET_DBFS = -50.0  # a played frame under this carries nothing worth echoing
 
@@ -41,8 +41,7 @@ class EchoGate:
         data = self._partial + pcm
         usable = len(data) - len(data) % FRAME_BYTES
         self._partial = data[usable:]
-        for i in range(0, usable, FRAME_BYTES):
-            self._levels.append(rms_dbfs(data[i : i + FRAME_BYTES]))
+        self._levels.extend(frame_levels_dbfs(data[:usable]))
 
     def on_end_of_reply(self) -> None:
         """The reply's padded last frame (the playout queue pads it too)."""
