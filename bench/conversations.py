@@ -275,7 +275,7 @@ def main() -> int:
             return 0
         server = start_server(Path(tmp) / "overload.log", extra)
         try:
-            limit = int(server.metric("tomsip_conversation_limit"))
+            limit = int(server.metric('tomsip_conversation_limit{pipeline="local"}'))
             print(f"overload: the server's own admission (calibrated conversation limit {limit})")
             for factor in (int(f) for f in args.overload.split(",")):
                 result = asyncio.run(converse(server, factor * best, args.ramp_s / factor, speech))

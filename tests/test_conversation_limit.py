@@ -51,3 +51,16 @@ def test_calibration_times_the_models_it_is_given() -> None:
     assert heard and set(heard) == {32_000}
     assert len(said) >= 3 and result.cores == 2 and result.conversations >= 1
     assert "conversations" in result.describe()
+
+
+def test_answers_are_paced_and_a_call_that_would_ring_too_long_is_refused() -> None:
+    limits = ConversationLimits({"local": ConversationLimit(10, pace_s=1.5), "mock": ConversationLimit(250)})
+    assert limits.take("local", now=100.0) == 0.0
+    assert limits.take("local", now=100.1) == pytest.approx(1.4)  # rings until the next slot
+    assert limits.take("local", now=100.2) == pytest.approx(2.8)
+    with pytest.raises(ConversationRefused) as refused:
+        limits.take("local", now=100.3)  # its slot would be 4.2 s away
+    assert refused.value.reason == "pacing" and limits.active("local") == 3
+    assert limits.take("local", now=110.0) == 0.0  # slots free up as time passes
+    assert limits.take("mock", now=100.3) == 0.0  # unpaced
+    assert limits.take("local") == 0.0  # a browser: not paced, only counted

@@ -29,6 +29,7 @@ from tomsip.sip.admission import Admission
 from tomsip.sip.conversation_limit import ConversationLimit, ConversationLimits, ConversationRefused
 from tomsip.sip.engine import IncomingCall, SipEngine
 from tomsip.sip.media_clock import MediaClock
+from tomsip.speech.calibration import TURN_EVERY_S
 from tomsip.speech.phrase_cache import UnspeakablePhrase
 from tomsip.speech.registry import build_pipeline
 from tomsip.speech.stages import Pipeline
@@ -75,12 +76,8 @@ class App:
             except UnspeakablePhrase as exc:
                 where = route.source or route.plan.name
                 raise DialplanError(f"{where}: field {phrase_field(route, exc.text)}: {exc}") from None
-        busy_after_s = settings.speech_busy_ms / 1000
         self.conversations = ConversationLimits(
-            {
-                name: ConversationLimit(self._conversations_allowed(pipeline), pipeline.queue_wait_s, busy_after_s)
-                for name, pipeline in self.pipelines.items()
-            }
+            {name: self._conversation_limit(pipeline) for name, pipeline in self.pipelines.items()}
         )
         for name in self.pipelines:
             self.metrics.conversation_limit.labels(pipeline=name).set(self.conversations.limit(name))
@@ -113,6 +110,13 @@ class App:
             return ceiling
         log.info("%s pipeline calibrated: %s", pipeline.name, measured.describe())
         return min(ceiling, measured.conversations)
+
+    def _conversation_limit(self, pipeline: Pipeline) -> ConversationLimit:
+        """Where speech, not the SIP stack, is the constraint, answers are also paced: `limit` new
+        calls per turn cycle (tomsip/sip/conversation_limit.py)."""
+        limit = self._conversations_allowed(pipeline)
+        pace_s = TURN_EVERY_S / limit if limit < self.settings.max_calls else 0.0
+        return ConversationLimit(limit, pipeline.queue_wait_s, self.settings.speech_busy_ms / 1000, pace_s)
 
     def busy(self, to: str | None) -> str | None:
         """Why a new browser conversation to `to` is refused now (503), or None; `to` None: before the
@@ -203,19 +207,23 @@ class App:
         route = None if reason else self.dialplans.route(info.called)
         if reason is None and route is None:
             reason = "no_route"
+        ring_s = 0.0
         if reason is None and route is not None:
-            reason = self.conversations.refuse_reason(route.pipeline)
+            try:
+                ring_s = self.conversations.take(route.pipeline, time.monotonic())
+            except ConversationRefused as exc:
+                reason = exc.reason
         if reason is not None or route is None:
             self.metrics.admission_refusals.labels(reason=reason).inc()
             log.info("call refused reason=%s", reason)
             await incoming.refuse()  # nothing was built for it: no session, no brain, no record
             return
-        self.conversations.take(route.pipeline)
         try:
             self._answering += 1
             try:
-                if route.plan.settings.answer_after_ms:
-                    await asyncio.sleep(route.plan.settings.answer_after_ms / 1000)
+                ring_s = max(ring_s, route.plan.settings.answer_after_ms / 1000)
+                if ring_s:
+                    await asyncio.sleep(ring_s)
                 port = await incoming.answer()
             except Exception as exc:  # noqa: BLE001 - CANCEL before answer, or media never came up
                 self.metrics.calls.labels(outcome="not_answered").inc()
@@ -229,7 +237,8 @@ class App:
 
     async def converse(self, port: BrowserPort, to: str, transport: str) -> str:
         """A browser conversation (tomsip/bridge): routed like a call to `to`, or to the default plan.
-        Raises LookupError without a route, ConversationRefused when the pipeline is full."""
+        Raises LookupError without a route, HostBusy when its pipeline is full (browsers are not paced:
+        the client decides when it starts)."""
         if self.admission.draining:
             raise LookupError("draining")
         route = self.dialplans.route(to) if to else self.dialplans.route("")
