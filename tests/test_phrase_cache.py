@@ -1,39 +1,15 @@
 """The phrase cache: fixed phrases pinned, other sentences kept within count and byte caps, nothing
-cut short kept, and the staged brain's apology and filler served without inference."""
+cut short kept, unspeakable words refused."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import AsyncIterator
 
 import pytest
 
-from tomsip.call.fsm import TurnKind
+from tests.support.speech_doubles import CountingEngine
 from tomsip.monitor.metrics import Metrics
-from tomsip.speech.batching import BatchingPool
 from tomsip.speech.phrase_cache import CachedSpeech, PhraseCache, UnspeakablePhrase
-from tomsip.speech.staged import APOLOGY, FILLER, StagedBrain
-from tomsip.speech.stages import ReplyText, Transcript, TurnLatency, TurnRequest
-
-
-class CountingEngine:
-    """A TTS engine that says each sentence as its own bytes and counts what it was asked."""
-
-    def __init__(self, rate: float = 1.0) -> None:
-        self.rate = rate
-        self.asked: list[str] = []
-
-    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
-        self.asked.append(text)
-        yield self.speak_sync(text)
-
-    def speak_sync(self, sentence: str) -> bytes:
-        words = [w for w in sentence.split() if any(c.isalnum() for c in w)]
-        return " ".join(words).encode() * 10 if words else b""
-
-    def at_rate(self, rate: float) -> CountingEngine:
-        return CountingEngine(rate)
 
 
 def test_a_pinned_phrase_survives_any_amount_of_other_speech() -> None:
@@ -108,75 +84,3 @@ async def test_fixed_phrases_marked_at_start_up_are_pinned_when_first_spoken() -
     for i in range(10):
         _ = [c async for c in tts.synthesize(f"Other sentence {i}.")]
     assert cache.get("joe", "Which day would you like?") is not None
-
-
-class ScriptedConversation:
-    async def respond(self, request: TurnRequest, transcript: Transcript | None) -> AsyncIterator[ReplyText]:
-        yield ReplyText(f"You said {transcript.text if transcript else 'nothing'}.")
-
-
-class StuckModel:
-    """A speech-to-text model that takes as long as the test says: a queue that stays full."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-
-    def run(self, audios: object) -> list[Transcript]:
-        self.release.wait(10)
-        return [Transcript("Tuesday")] * len(audios)  # type: ignore[arg-type]
-
-
-class PooledStt:
-    def __init__(self, pool: BatchingPool[bytes, Transcript]) -> None:
-        self.pool = pool
-
-    async def transcribe(self, audio: bytes) -> Transcript:
-        return await self.pool.run(audio)
-
-
-def prepared_tts(metrics: Metrics) -> tuple[CachedSpeech, CountingEngine]:
-    engine = CountingEngine()
-    tts = CachedSpeech(engine, PhraseCache(counters=metrics), "joe")
-    tts.pin(APOLOGY)
-    tts.pin(FILLER)
-    engine.asked.clear()
-    return tts, engine
-
-
-async def test_a_turn_stuck_behind_a_full_queue_hears_the_filler_then_its_reply() -> None:
-    metrics = Metrics()
-    model = StuckModel()
-    pool: BatchingPool[bytes, Transcript] = BatchingPool("stt", model.run, workers=1, max_pending=4)
-    tts, engine = prepared_tts(metrics)
-    brain = StagedBrain(PooledStt(pool), ScriptedConversation(), tts, metrics, filler_after_s=0.1)
-    request = TurnRequest(1, TurnKind.UTTERANCE, b"\x01" * 640)
-    heard: list[str] = []
-
-    async def listen() -> None:
-        async for chunk in brain.turn(request, TurnLatency()):
-            heard.append(chunk.text or "...")
-            if chunk.text == FILLER:
-                model.release.set()  # the queue drains once the caller has heard the filler
-
-    await asyncio.wait_for(listen(), 5)
-    pool.close()
-    assert heard == [FILLER, "You said Tuesday."]
-    assert engine.asked == ["You said Tuesday."]  # the filler needed no inference
-    assert metrics.fillers._value.get() == 1
-
-
-async def test_a_turn_refused_by_a_full_queue_apologises_from_the_cache_and_the_call_goes_on() -> None:
-    metrics = Metrics()
-    model = StuckModel()
-    pool: BatchingPool[bytes, Transcript] = BatchingPool("stt", model.run, workers=1, max_pending=0)
-    tts, engine = prepared_tts(metrics)
-    brain = StagedBrain(PooledStt(pool), ScriptedConversation(), tts, metrics)
-    blocker = asyncio.ensure_future(pool.run(b"\x01" * 640))  # takes the only place
-    await asyncio.sleep(0.05)
-    chunks = [c async for c in brain.turn(TurnRequest(1, TurnKind.UTTERANCE, b"\x01" * 640), TurnLatency())]
-    assert [c.text for c in chunks] == [APOLOGY, ""]  # two sentences, both from the cache
-    assert engine.asked == []
-    assert metrics.api_errors.labels(backend="stt", kind="overloaded")._value.get() == 1
-    model.release.set()
-    assert (await blocker).text == "Tuesday"
-    pool.close()

@@ -125,6 +125,12 @@ class Settings(BaseSettings):
     filler_after_ms: int = Field(
         1000, ge=0, le=10_000, description="A reply not started this long into its turn plays the filler first (0: off)"
     )
+    reply_deadline_ms: int = Field(
+        8000,
+        ge=0,
+        le=60_000,
+        description="A reply still without audio this long into its turn gives way to the cached apology (0: never)",
+    )
     phrase_cache_entries: int = Field(2000, ge=16, description="Sentences the phrase cache holds as PCM")
     phrase_cache_mb: int = Field(64, ge=1, description="PCM the phrase cache holds, in MB")
     llm_base_url: str | None = Field(None, description="OpenAI-compatible API base URL, e.g. https://host/v1")

@@ -428,14 +428,9 @@ class CallSession:
         transfer_to = ""
         first = True
         try:
-            if speculation is not None:
-                transcript = await speculation  # recognised during the pause, or still on its way
-                self.metrics.speculative_stt.labels(outcome="used" if transcript else "failed").inc()
-                if transcript is not None:
-                    request = dataclasses.replace(request, transcript=transcript)
-                    if transcript.text:
-                        self._said("caller", transcript.text)
-                    latency.stt_ms = (time.perf_counter() - started) * 1000  # what the turn still waited
+            if speculation is not None:  # recognised during the pause, or still on its way: the brain
+                speculation.add_done_callback(self._heard)  # waits for it (under its filler and deadline)
+                request = dataclasses.replace(request, pending_transcript=speculation)
             async for chunk in self.brain.turn(request, latency):
                 if chunk.text:
                     self._said("assistant", chunk.text)
@@ -469,6 +464,14 @@ class CallSession:
             self._feed(fsm.ReplyFinished(request.turn, end_call, transfer_to))
         except Exception as exc:  # noqa: BLE001
             self._fail("turn", exc)
+
+    def _heard(self, speculation: asyncio.Task[Transcript | None]) -> None:
+        if speculation.cancelled() or speculation.exception() is not None:
+            return
+        transcript = speculation.result()
+        self.metrics.speculative_stt.labels(outcome="used" if transcript else "failed").inc()
+        if transcript is not None and transcript.text:
+            self._said("caller", transcript.text)
 
     def _said(self, role: str, text: str) -> None:
         self.last_words[role] = text

@@ -8,7 +8,8 @@ A stage that cannot serve a turn (a hosted API error or timeout, an overloaded i
 raises SpeechStageError: the caller hears a short apology, the error is counted, and the call goes on.
 The apology and the filler come from the phrase cache: being busy must never need more inference, so
 neither can fail or wait. A turn whose first audio is late (a busy queue, a slow hosted model) plays
-the filler once ("One moment, please.") and then its reply.
+the filler once ("One moment, please.") and then its reply; one still without audio at the deadline
+is given up with the apology, and the caller can speak again.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class StagedBrain:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.perf_counter,
         filler_after_s: float = 0.0,
+        deadline_s: float = 0.0,
     ) -> None:
         self._stt = stt
         self._conversation = conversation
@@ -61,6 +63,7 @@ class StagedBrain:
         self._metrics = metrics
         self._clock = clock
         self._filler_after_s = filler_after_s
+        self._deadline_s = deadline_s  # 0: a late reply is waited for however long it takes
 
     @property
     def conversation(self) -> Conversation:
@@ -89,12 +92,18 @@ class StagedBrain:
                         self._metrics.fillers.inc()
                     for i, pcm in enumerate(filler):
                         yield ReplyAudio(pcm, text=FILLER if i == 0 else "")
-            head = await first
+                late_s = max(0.0, self._deadline_s - self._filler_after_s) if self._deadline_s else None
+                done, _ = await asyncio.wait({first}, timeout=late_s)
+            if not done:  # the queue stayed full: give this turn up, say sorry, listen again
+                await _abandon(first, replies)
+                self._count(SpeechStageError("reply", "timeout", f"no audio in {self._deadline_s:g} s"))
+                log.warning("reply too late, apologising")
+                for i, pcm in enumerate(self._cached(APOLOGY) or []):
+                    yield ReplyAudio(pcm, text=APOLOGY if i == 0 else "")
+                return
+            head = first.result()
         except BaseException:  # cancelled (barge-in, hang-up): stop the reply being made too
-            first.cancel()
-            with contextlib.suppress(BaseException):
-                await first
-            await replies.aclose()
+            await _abandon(first, replies)
             raise
         if head is None:
             return
@@ -107,6 +116,9 @@ class StagedBrain:
         spoke = False
         try:
             transcript = request.transcript
+            if transcript is None and request.pending_transcript is not None:
+                transcript = await request.pending_transcript
+                latency.stt_ms = (self._clock() - start) * 1000  # what the turn still waited for it
             if transcript is None and request.kind is TurnKind.UTTERANCE and request.audio:
                 transcript = await self._stt.transcribe(request.audio)
                 latency.stt_ms = (self._clock() - start) * 1000
@@ -198,6 +210,7 @@ class StagedPipeline:
         on_close: Callable[[], Awaitable[None]] | None = None,
         probe: Callable[[], Awaitable[dict[str, object]]] | None = None,
         filler_after_ms: int = 0,
+        deadline_ms: int = 0,
         calibrator: Callable[[float], Calibration] | None = None,
         queue_wait_s: Callable[[], float] | None = None,
     ) -> None:
@@ -211,6 +224,7 @@ class StagedPipeline:
         self._on_close = on_close
         self._probe = probe
         self._filler_after_s = filler_after_ms / 1000
+        self._deadline_s = deadline_ms / 1000
 
     def open(self, call_id: str, options: Mapping[str, object]) -> StagedBrain:
         return StagedBrain(
@@ -219,6 +233,7 @@ class StagedPipeline:
             self._tts_for(options),
             self._metrics,
             filler_after_s=self._filler_after_s,
+            deadline_s=self._deadline_s,
         )
 
     def _tts_for(self, options: Mapping[str, object]) -> TextToSpeech:
@@ -265,6 +280,14 @@ class StagedPipeline:
     async def close(self) -> None:
         if self._on_close is not None:
             await self._on_close()
+
+
+async def _abandon(first: asyncio.Future[ReplyAudio | None], replies: AsyncGenerator[ReplyAudio, None]) -> None:
+    """Stop a reply that is still being made (its first chunk pending), and whatever stage it waits on."""
+    first.cancel()
+    with contextlib.suppress(BaseException):
+        await first
+    await replies.aclose()
 
 
 async def _next_or_none(replies: AsyncIterator[ReplyAudio]) -> ReplyAudio | None:

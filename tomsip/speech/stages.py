@@ -8,7 +8,7 @@ task that iterates the reply, and that cancellation reaches whatever stage is wo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -33,7 +33,9 @@ class TurnRequest:
     audio: bytes = b""
     speech_ms: int = 0
     digit: str = ""
-    transcript: Transcript | None = None  # already recognised during the pause (speculative STT)
+    transcript: Transcript | None = None  # already recognised
+    # recognised during the pause (speculative STT), or still on its way: the brain awaits it
+    pending_transcript: Awaitable[Transcript | None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

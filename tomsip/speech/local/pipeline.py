@@ -85,6 +85,7 @@ def build_offline_pipeline(
         on_close=close,
         probe=probe,
         filler_after_ms=settings.filler_after_ms,
+        deadline_ms=settings.reply_deadline_ms,
         calibrator=calibrate_here,
         queue_wait_s=queue_wait_s,
     )
