@@ -12,7 +12,6 @@ decides how much silence ends the turn (tomsip/call/turn_taking.py); the turn th
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -404,33 +403,29 @@ class CallSession:
             self._turn_task.cancel()
         audio = self._caller.take_utterance()
         speculation = None
-        if action.kind is fsm.TurnKind.UTTERANCE:
+        if action.kind is fsm.TurnKind.UTTERANCE:  # the brain awaits the speculation under its filler
             speculation, self._speculation = self._speculation, None
+            if speculation is not None:
+                speculation.add_done_callback(self._heard)
             self._answered = (audio, self._endpointer.frame_index)
         else:
             audio = b""
             self._answered = (b"", 0)
             self._drop_speculation()
-        request = TurnRequest(action.turn, action.kind, audio, action.speech_ms, action.digit)
+        request = TurnRequest(
+            action.turn, action.kind, audio, action.speech_ms, action.digit, pending_transcript=speculation
+        )
         self._turn_task_turn = action.turn
         speech_end = self._speech_end_at if action.kind is fsm.TurnKind.UTTERANCE else 0.0
-        self._turn_task = asyncio.get_running_loop().create_task(self._run_turn(request, speculation, speech_end))
+        self._turn_task = asyncio.get_running_loop().create_task(self._run_turn(request, speech_end))
 
-    async def _run_turn(
-        self,
-        request: TurnRequest,
-        speculation: asyncio.Task[Transcript | None] | None = None,
-        speech_end: float = 0.0,
-    ) -> None:
+    async def _run_turn(self, request: TurnRequest, speech_end: float = 0.0) -> None:
         latency = TurnLatency()
         started = time.perf_counter()
         end_call = False
         transfer_to = ""
         first = True
         try:
-            if speculation is not None:  # recognised during the pause, or still on its way: the brain
-                speculation.add_done_callback(self._heard)  # waits for it (under its filler and deadline)
-                request = dataclasses.replace(request, pending_transcript=speculation)
             async for chunk in self.brain.turn(request, latency):
                 if chunk.text:
                     self._said("assistant", chunk.text)
@@ -466,12 +461,11 @@ class CallSession:
             self._fail("turn", exc)
 
     def _heard(self, speculation: asyncio.Task[Transcript | None]) -> None:
-        if speculation.cancelled() or speculation.exception() is not None:
-            return
-        transcript = speculation.result()
-        self.metrics.speculative_stt.labels(outcome="used" if transcript else "failed").inc()
-        if transcript is not None and transcript.text:
-            self._said("caller", transcript.text)
+        if not speculation.cancelled() and speculation.exception() is None:
+            transcript = speculation.result()
+            self.metrics.speculative_stt.labels(outcome="used" if transcript else "failed").inc()
+            if transcript is not None and transcript.text:
+                self._said("caller", transcript.text)
 
     def _said(self, role: str, text: str) -> None:
         self.last_words[role] = text
