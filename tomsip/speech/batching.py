@@ -14,6 +14,7 @@ apologises from the phrase cache); a job whose caller has gone (cancelled) is dr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 import time
@@ -130,7 +131,8 @@ class BatchingPool(Generic[In, Out]):
                     self._running -= len(live)
             for i, job in enumerate(live):
                 outcome = results if isinstance(results, BaseException) else results[i]
-                job.loop.call_soon_threadsafe(_settle, job.future, outcome)
+                with contextlib.suppress(RuntimeError):  # its event loop has closed: nobody is waiting
+                    job.loop.call_soon_threadsafe(_settle, job.future, outcome)
 
     def close(self) -> None:
         self._queue.put(None)
