@@ -126,3 +126,16 @@ async def test_a_call_whose_queue_stays_full_hears_filler_and_apology_and_goes_o
     await live(0.3)
     assert await asyncio.wait_for(call, 5) != "error"
     pool.close()
+
+
+async def test_the_deadline_holds_with_the_filler_turned_off() -> None:
+    metrics = Metrics()
+    model = StuckModel()
+    pool: BatchingPool[bytes, Transcript] = BatchingPool("stt", model.run, workers=1, max_pending=4)
+    tts, _ = prepared_tts(metrics)
+    brain = StagedBrain(PooledStt(pool), ScriptedConversation(), tts, metrics, filler_after_s=0, deadline_s=0.3)
+    chunks = [c async for c in brain.turn(TurnRequest(1, TurnKind.UTTERANCE, b"\x01" * 640), TurnLatency())]
+    assert [c.text for c in chunks if c.text] == [APOLOGY]
+    assert metrics.fillers._value.get() == 0
+    model.release.set()
+    pool.close()

@@ -167,19 +167,17 @@ class CachedSpeech:
             self._cache.put(self.voice, sentence, b"".join(parts))
 
     def cached(self, text: str) -> list[bytes] | None:
-        """Every sentence of `text` from the cache, or None if one is missing: for words that must
-        never wait for inference (the apology, the filler)."""
+        """Every sentence of `text` from the cache (counted as spoken from it), or None if one is
+        missing: for words that must never wait for inference (the apology, the filler)."""
         out: list[bytes] = []
         for sentence in split_sentences(text):
             pcm = self._cache.get(self.voice, sentence)
             if pcm is None:
                 return None
             out.append(pcm)
-        return out
-
-    def counted_from_cache(self, sentences: int) -> None:
-        for _ in range(sentences):
+        for _ in out:
             self._cache.counted("cache")
+        return out
 
     def mark_fixed(self, text: str) -> None:
         """Keep `text`'s sentences for good once they have been spoken (fixed phrases made on first use)."""

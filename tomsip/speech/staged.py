@@ -78,28 +78,27 @@ class StagedBrain:
 
     async def turn(self, request: TurnRequest, latency: TurnLatency) -> AsyncIterator[ReplyAudio]:
         replies = self._reply(request, latency)
-        if not self._filler_after_s:
+        if not self._filler_after_s and not self._deadline_s:
             async for chunk in replies:
                 yield chunk
             return
         first = asyncio.ensure_future(_next_or_none(replies))
         try:
-            done, _ = await asyncio.wait({first}, timeout=self._filler_after_s)
+            done: set[asyncio.Future[ReplyAudio | None]] = set()
+            if self._filler_after_s:
+                done, _ = await asyncio.wait({first}, timeout=self._filler_after_s)
+                if not done:
+                    for chunk in self._filler():
+                        yield chunk
             if not done:
-                filler = self._cached(FILLER)
-                if filler:
-                    if self._metrics is not None:
-                        self._metrics.fillers.inc()
-                    for i, pcm in enumerate(filler):
-                        yield ReplyAudio(pcm, text=FILLER if i == 0 else "")
                 late_s = max(0.0, self._deadline_s - self._filler_after_s) if self._deadline_s else None
                 done, _ = await asyncio.wait({first}, timeout=late_s)
             if not done:  # the queue stayed full: give this turn up, say sorry, listen again
                 await _abandon(first, replies)
                 self._count(SpeechStageError("reply", "timeout", f"no audio in {self._deadline_s:g} s"))
                 log.warning("reply too late, apologising")
-                for i, pcm in enumerate(self._cached(APOLOGY) or []):
-                    yield ReplyAudio(pcm, text=APOLOGY if i == 0 else "")
+                async for chunk in self._apology():
+                    yield chunk
                 return
             head = first.result()
         except BaseException:  # cancelled (barge-in, hang-up): stop the reply being made too
@@ -110,6 +109,15 @@ class StagedBrain:
         yield head
         async for chunk in replies:
             yield chunk
+
+    def _filler(self) -> list[ReplyAudio]:
+        """The filler from the phrase cache, counted; nothing where there is no cache."""
+        pcm = self._cached(FILLER)
+        if not pcm:
+            return []
+        if self._metrics is not None:
+            self._metrics.fillers.inc()
+        return [ReplyAudio(chunk, text=FILLER if i == 0 else "") for i, chunk in enumerate(pcm)]
 
     async def _reply(self, request: TurnRequest, latency: TurnLatency) -> AsyncGenerator[ReplyAudio, None]:
         start = self._clock()
@@ -132,34 +140,27 @@ class StagedBrain:
         except SpeechStageError as exc:
             self._count(exc)
             log.warning("speech stage failed, apologising: %s", exc)
-            first = True
-            async for pcm in self._apology():
-                yield ReplyAudio(pcm, text=APOLOGY if first and not spoke else "")
-                first = False
+            async for chunk in self._apology(show_text=not spoke):
+                yield chunk
 
     def _cached(self, text: str) -> list[bytes] | None:
         """Fixed words from the phrase cache, or None where there is no cache or they are not in it."""
-        if not isinstance(self._tts, CachedSpeech):
-            return None
-        cached = self._tts.cached(text)
-        if cached is not None:
-            self._tts.counted_from_cache(len(cached))
-        return cached
+        return self._tts.cached(text) if isinstance(self._tts, CachedSpeech) else None
 
-    async def _apology(self) -> AsyncIterator[bytes]:
+    async def _apology(self, show_text: bool = True) -> AsyncIterator[ReplyAudio]:
         """From the phrase cache (made at start-up), so it never waits for the queue it apologises for.
         A TTS without a cache (tests, tones) is asked, and if it cannot serve either, the caller hears
         silence and the call goes on."""
+        text = APOLOGY if show_text else ""
         cached = self._cached(APOLOGY)
-        if cached is not None:
-            for pcm in cached:
-                yield pcm
+        if cached is not None or isinstance(self._tts, CachedSpeech):
+            for i, pcm in enumerate(cached or []):  # none: a route start-up did not prepare; silence
+                yield ReplyAudio(pcm, text=text if i == 0 else "")
             return
-        if isinstance(self._tts, CachedSpeech):
-            return  # a route that start-up did not prepare: silence, never inference now
         try:
             async for pcm in self._tts.synthesize(APOLOGY):
-                yield pcm
+                yield ReplyAudio(pcm, text=text)
+                text = ""
         except SpeechStageError as exc:
             self._count(exc)
 

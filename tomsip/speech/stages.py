@@ -114,7 +114,8 @@ class Responder(Protocol):
 
     def fixed_phrases(self, options: Mapping[str, object]) -> list[str]:
         """Everything this responder says word for word on any call with these options (greeting,
-        prompts, goodbye): synthesized once at start-up and replayed from the phrase cache."""
+        prompts, goodbye): synthesized once per process, when first spoken, then replayed from the
+        phrase cache for good."""
         ...
 
 
