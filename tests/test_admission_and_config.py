@@ -46,8 +46,6 @@ def test_admission_reasons() -> None:
     assert admission.refuse_reason("10.0.0.1", 2, 0.0) == "capacity"
     assert admission.refuse_reason("10.0.0.1", 0, 0.0) == "rate"
     assert admission.refuse_reason("10.0.0.2", 1, 0.0) is None
-    admission.draining = True
-    assert admission.refuse_reason("10.0.0.3", 0, 0.0) == "draining"
 
 
 def test_dialplan_routing_prefers_exact_then_longer_patterns(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tomsip.call.fsm import TurnKind
+from tomsip.conversation.turns import TurnKind
 from tomsip.speech.booking import BookingConversation, BookingOptions, Step
 from tomsip.speech.intents import find_day, find_time
 from tomsip.speech.stages import ReplyText, Transcript, TurnRequest

@@ -277,18 +277,13 @@ async def test_a_draining_node_refuses_new_browser_sessions_and_lets_live_ones_f
 def test_a_client_that_leaves_before_the_session_attaches_still_ends_it() -> None:
     """`stop` can arrive while the conversation is still being set up (a policy read from Redis):
     the session that attaches afterwards must hear the hang-up, not wait for its timers."""
+    from tomsip.audio.media_clock import MediaClock
     from tomsip.bridge.browser_port import BrowserPort
     from tomsip.monitor.metrics import Metrics
-    from tomsip.sip.media_clock import MediaClock
 
     metrics = Metrics()
-
-    async def no_close(reason: str) -> None:
-        return None
-
-    port = BrowserPort(
-        "c1", "pcm16/16000", MediaClock(metrics), metrics, 16000, lambda pcm: None, lambda e: None, no_close
-    )
+    clock = MediaClock()
+    port = BrowserPort("c1", "pcm16/16000", clock, metrics, 16000, lambda pcm: None, lambda e: None)
     port.remote_closed("remote_hangup")
     heard: list[str] = []
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.support.memory_port import MemoryPort
 from tests.support.speech_doubles import CountingEngine, PooledStt, ScriptedConversation, ScriptedResponder, StuckModel
-from tests.test_session import MemoryPort, speech_frames
+from tests.test_session import speech_frames
 from tomsip.call.dialplan import DialplanModel, Route
-from tomsip.call.fsm import TurnKind
 from tomsip.call.session import CallSession
+from tomsip.conversation.turns import TurnKind
 from tomsip.monitor.metrics import Metrics
 from tomsip.speech.batching import BatchingPool
 from tomsip.speech.phrase_cache import CachedSpeech, PhraseCache
@@ -113,13 +114,13 @@ async def test_a_call_whose_queue_stays_full_hears_filler_and_apology_and_goes_o
     speech = speech_frames()
     await live(1.0)  # the greeting plays
     await live(len(speech) * 0.02 + 2.0, speech)  # speaks; the turn waits behind the stuck model
-    said = [text for role, text in session.last_words.items() if role == "assistant"]
+    said = [text for role, text in session.ledger.last_words.items() if role == "assistant"]
     assert metrics.fillers._value.get() == 1
     assert metrics.api_errors.labels(backend="reply", kind="timeout")._value.get() == 1
     assert said == [APOLOGY] and not port.hung_up and not call.done()
     model.release.set()  # the machine catches up
     await live(len(speech) * 0.02 + 2.0, speech)
-    assert session.last_words["assistant"] == "You said Tuesday."
+    assert session.ledger.last_words["assistant"] == "You said Tuesday."
     assert not port.hung_up and not call.done()
     assert engine.asked == ["You said Tuesday."], "filler and apology came from the cache"
     session.request_hangup("test")

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.support.fake_chat import FakeChatServer
-from tomsip.call.fsm import TurnKind
+from tomsip.conversation.turns import TurnKind
 from tomsip.monitor.metrics import Metrics
 from tomsip.speech.chat import ChatClient, ChatConfig, ChatResponder
 from tomsip.speech.staged import APOLOGY, StagedBrain

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tomsip.sip.conversation_limit import ConversationLimit, ConversationLimits, ConversationRefused
+from tomsip.call.conversation_limit import ConversationLimit, ConversationLimits, ConversationRefused
 from tomsip.speech.calibration import calibrate, conversations_for
 
 

@@ -16,7 +16,7 @@ from tests.support.caller import utterance
 from tomsip.audio.frames import SAMPLE_RATE, bytes_to_ms
 from tomsip.audio.g711 import ulaw_to_pcm
 from tomsip.audio.resample import resample_once
-from tomsip.call.fsm import TurnKind
+from tomsip.conversation.turns import TurnKind
 from tomsip.monitor.metrics import Metrics
 from tomsip.settings import Settings
 from tomsip.speech.registry import build_pipeline

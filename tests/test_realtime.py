@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.support.fake_realtime import FakeRealtimeServer
-from tests.test_session import MemoryPort, speech_frames
+from tests.support.memory_port import MemoryPort
+from tests.test_session import speech_frames
 from tomsip.audio.frames import SILENCE_FRAME
 from tomsip.call.dialplan import DialplanModel, Route
-from tomsip.call.fsm import TurnKind
 from tomsip.call.session import CallSession
+from tomsip.conversation.turns import TurnKind
 from tomsip.monitor.metrics import Metrics
 from tomsip.settings import Settings
 from tomsip.speech.realtime import RealtimeConfig, RealtimePipeline
@@ -38,8 +39,7 @@ class Call:
         self.metrics = Metrics()
         config = RealtimeConfig(url, "sk-test", "alloy", 3.0, "auto", protocol)
         self.pipeline = RealtimePipeline(config, self.metrics, APOLOGY)
-        self.port = MemoryPort()
-        self.port.codec = codec  # type: ignore[misc]
+        self.port = MemoryPort(codec=codec)
         plan = DialplanModel(name="rt", default=True, greeting="Hi there.")
         plan.settings.silence_ms = 500
         plan.settings.barge_in = barge_in
@@ -96,7 +96,7 @@ async def test_greeting_and_reply_come_from_the_backend(backend: FakeRealtimeSer
     assert fmt in wanted
     assert "response.create" in backend.types() and "input_audio_buffer.commit" in backend.types()
     assert call.metrics.speech_to_speech_latency_ms._sum.get() > 0
-    assert call.session.record.latencies_ms["turn"] >= 0
+    assert call.session.ledger.record.latencies_ms["turn"] >= 0
     await call.end()
 
 

@@ -1,8 +1,10 @@
-"""CallSession over an in-memory AudioPort: the contract the browser bridge will rely on.
+"""CallSession over an in-memory transport on the real paced port: the contract every transport
+relies on.
 
-The port here is a stand-in for a transport (not what is under test); the session, FSM, VAD,
-end-pointer and mock brain are the real ones. Frames are fed one per event-loop iteration, which lets
-the turn tasks run between frames; timers are not exercised here (the FSM tests cover them).
+Only the transport's reading and writing are the test's (tests/support/memory_port.py); the paced
+port, session, turn taker, FSM, VAD, end-pointer and mock brain are the real ones. Frames are fed one
+per event-loop iteration, which lets the turn tasks run between frames; timers are not exercised here
+(the FSM tests cover them).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.memory_port import MemoryPort
 from tests.support.pcap import read_udp
 from tomsip.audio.frames import FRAME_BYTES, SILENCE_FRAME
 from tomsip.audio.g711 import ulaw_to_pcm
@@ -30,69 +33,6 @@ def speech_frames() -> list[bytes]:
     pcm8k = b"".join(ulaw_to_pcm(p.payload[12:]) for p in read_udp(str(PCAP)))
     pcm = resample_once(pcm8k, 8000, 16000)
     return [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES)]
-
-
-class MemoryPort:
-    """Plays by moving one queued frame to `sent` per tick; records flushes, pauses and hang-ups."""
-
-    def __init__(self) -> None:
-        self.listener = None
-        self.queue: list[bytes] = []
-        self.sent: list[bytes] = []
-        self.partial = b""
-        self.flushes = 0
-        self.pauses = 0
-        self.paused = False
-        self.hung_up = False
-
-    call_id = "memory-1"
-    codec = "pcm16"
-
-    def attach(self, listener) -> None:  # type: ignore[no-untyped-def]
-        self.listener = listener
-
-    def play(self, pcm: bytes) -> None:
-        data = self.partial + pcm
-        cut = len(data) - len(data) % FRAME_BYTES
-        self.queue += [data[i : i + FRAME_BYTES] for i in range(0, cut, FRAME_BYTES)]
-        self.partial = data[cut:]
-
-    def end_of_reply(self) -> None:
-        if self.partial:
-            self.queue.append(self.partial.ljust(FRAME_BYTES, b"\0"))
-            self.partial = b""
-
-    def flush(self) -> int:
-        self.flushes += 1
-        self.paused = False
-        dropped = len(self.queue) * 20
-        self.queue.clear()
-        return dropped
-
-    def pause(self) -> None:
-        self.pauses += 1
-        self.paused = True
-
-    def resume(self) -> None:
-        self.paused = False
-
-    @property
-    def played_ms(self) -> int:
-        return len(self.sent) * 20
-
-    @property
-    def playing(self) -> bool:
-        return bool(self.queue)
-
-    async def hangup(self) -> None:
-        self.hung_up = True
-
-    async def tick(self, frame: bytes = SILENCE_FRAME) -> None:
-        if self.queue and not self.paused:
-            self.sent.append(self.queue.pop(0))
-        assert self.listener is not None
-        self.listener.on_frame(frame)
-        await asyncio.sleep(0)
 
 
 def make_session(port: MemoryPort, options: dict[str, object] | None = None) -> tuple[CallSession, Metrics]:
@@ -126,7 +66,7 @@ async def test_greeting_then_a_reply_as_long_as_the_utterance(speech: list[bytes
     assert session.fsm.state.value == "listening"
     session.on_hangup("remote_hangup")
     assert await task == "remote_hangup"
-    assert session.record.latencies_ms["turn"] >= 0
+    assert session.ledger.record.latencies_ms["turn"] >= 0
 
 
 async def test_speech_during_the_reply_pauses_then_flushes_it(speech: list[bytes]) -> None:
@@ -206,10 +146,10 @@ async def test_a_spoken_rating_ends_the_call_and_feeds_the_signals(speech: list[
     assert session.rate(9) == "out_of_range"
     await run_frames(port, speech + [SILENCE_FRAME] * 80)
     assert heard and heard[-1] > 0, "the answer's audio was transcribed"
-    assert (session.fsm.rating, session.fsm.rating_source) == (4, "speech")
+    assert (session.fsm.rating, session.ledger.rating_source) == (4, "speech")
     assert metrics.ratings.labels(source="speech")._value.get() == 1
     await run_frames(port, [SILENCE_FRAME] * 60)  # the goodbye plays, then the server hangs up
     assert await asyncio.wait_for(task, 2) == "completed" and port.hung_up
-    signals = session.signals()
+    signals = session.summary().signals
     assert signals.rating == 4 and signals.task_completed and not signals.hung_up_while_speaking
     assert session.rate(5) == "finished"

@@ -10,14 +10,17 @@ import time
 
 from aiohttp import web
 
+from tomsip.audio.media_clock import MediaClock
 from tomsip.audio.port import AudioPort
 from tomsip.bridge.browser_port import BrowserPort
 from tomsip.bridge.gate import BrowserGate
 from tomsip.bridge.page import page_routes
 from tomsip.bridge.rtc import offer_host_candidates_on
 from tomsip.bridge.ws_stream import HostBusy, stream_route
+from tomsip.call.conversation_limit import ConversationLimit, ConversationLimits, ConversationRefused
 from tomsip.call.dialplan import DialplanError, Dialplans, Route
 from tomsip.call.session import CallSession
+from tomsip.conversation.rating import is_rating
 from tomsip.learn.learner import Assignment, PolicyLearner
 from tomsip.monitor.calls_view import calls_routes
 from tomsip.monitor.health import health_routes
@@ -26,9 +29,7 @@ from tomsip.monitor.metrics import Metrics
 from tomsip.security.tokens import AuthRefused, TokenVerifier, load_key
 from tomsip.settings import Settings
 from tomsip.sip.admission import Admission
-from tomsip.sip.conversation_limit import ConversationLimit, ConversationLimits, ConversationRefused
 from tomsip.sip.engine import IncomingCall, SipEngine
-from tomsip.sip.media_clock import MediaClock
 from tomsip.speech.calibration import TURN_EVERY_S
 from tomsip.speech.phrase_cache import UnspeakablePhrase
 from tomsip.speech.registry import build_pipeline
@@ -57,7 +58,13 @@ class App:
     def __init__(self, settings: Settings, engine: SipEngine | None = None) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.store = build_store(settings.redis_url, self.metrics, settings.episode_log, settings.episode_log_max)
+        self.store = build_store(
+            settings.redis_url,
+            settings.episode_log,
+            settings.episode_log_max,
+            on_error=lambda op: self.metrics.store_errors.labels(op=op).inc(),
+            on_drop=self.metrics.store_dropped_writes.inc,
+        )
         self.learner = PolicyLearner(self.store, self.metrics)
         self.dialplans = Dialplans.load(settings.dialplans, settings.pipeline)
         # Every pipeline a dialplan names is built now, and every dialplan's options checked against its
@@ -81,6 +88,7 @@ class App:
         )
         for name in self.pipelines:
             self.metrics.conversation_limit.labels(pipeline=name).set(self.conversations.limit(name))
+        self.draining = False  # refuses every new conversation, SIP or browser
         self.admission = Admission(settings.max_calls, settings.invite_rate, settings.invite_burst)
         if engine is None:
             from tomsip.sip.baresip_engine import BaresipEngine
@@ -89,7 +97,7 @@ class App:
         self.engine = engine
         self.sessions: dict[str, CallSession] = {}
         self.node_name = settings.node_name or f"{socket.gethostname()}:{settings.sip_port}"
-        self.bridge_clock = MediaClock(self.metrics)
+        self.bridge_clock = MediaClock(self.metrics.media_tick_seconds, self.metrics.media_tick_lateness_seconds)
         offer_host_candidates_on(settings.rtc_host)
         self.gate = BrowserGate(settings, _verifier(settings), self.store, self.metrics, self.is_live, self.busy)
         self._learning: set[asyncio.Task[None]] = set()
@@ -113,7 +121,7 @@ class App:
 
     def _conversation_limit(self, pipeline: Pipeline) -> ConversationLimit:
         """Where speech, not the SIP stack, is the constraint, answers are also paced: `limit` new
-        calls per turn cycle (tomsip/sip/conversation_limit.py)."""
+        calls per turn cycle (tomsip/call/conversation_limit.py)."""
         limit = self._conversations_allowed(pipeline)
         pace_s = TURN_EVERY_S / limit if limit < self.settings.max_calls else 0.0
         return ConversationLimit(limit, pipeline.queue_wait_s, self.settings.speech_busy_ms / 1000, pace_s)
@@ -121,7 +129,7 @@ class App:
     def busy(self, to: str | None) -> str | None:
         """Why a new browser conversation to `to` is refused now (503), or None; `to` None: before the
         token is read, only what holds for every number (draining)."""
-        if self.admission.draining:
+        if self.draining:
             return "draining"
         if to is None:
             return None
@@ -152,7 +160,7 @@ class App:
     async def drain(self, timeout_s: float | None = None) -> None:
         """Refuse new calls, let live ones finish until the deadline, then end the rest with BYE."""
         timeout = self.settings.drain_timeout_s if timeout_s is None else timeout_s
-        self.admission.draining = True
+        self.draining = True
         self.metrics.draining.set(1)
         log.info("draining: %d live calls, deadline %.0f s", len(self.sessions), timeout)
         deadline = time.monotonic() + timeout
@@ -179,10 +187,10 @@ class App:
 
     async def readiness(self) -> dict[str, object]:
         store_ok = await self.store.ping()
-        ready = store_ok and not self.admission.draining
+        ready = store_ok and not self.draining
         return {
             "ready": ready,
-            "draining": self.admission.draining,
+            "draining": self.draining,
             "store": "ok" if store_ok else "unreachable",
             "active_calls": len(self.sessions),
             "max_calls": self.settings.max_calls,
@@ -203,7 +211,7 @@ class App:
         info = incoming.info
         call_id_var.set(info.call_id)
         active = len(self.sessions) + self._answering
-        reason = self.admission.refuse_reason(info.source, active, time.monotonic())
+        reason = "draining" if self.draining else self.admission.refuse_reason(info.source, active, time.monotonic())
         route = None if reason else self.dialplans.route(info.called)
         if reason is None and route is None:
             reason = "no_route"
@@ -239,7 +247,7 @@ class App:
         """A browser conversation (tomsip/bridge): routed like a call to `to`, or to the default plan.
         Raises LookupError without a route, HostBusy when its pipeline is full (browsers are not paced:
         the client decides when it starts)."""
-        if self.admission.draining:
+        if self.draining:
             raise LookupError("draining")
         route = self.dialplans.route(to) if to else self.dialplans.route("")
         if route is None:
@@ -281,7 +289,7 @@ class App:
 
     def local_words(self) -> dict[str, dict[str, str]]:
         """This node's live calls' last transcript lines (shown only when a setting allows)."""
-        return {s.call_id: dict(s.last_words) for s in self.sessions.values()}
+        return {s.call_id: dict(s.ledger.last_words) for s in self.sessions.values()}
 
     def is_live(self, call_id: str) -> bool:
         return call_id in self.sessions
@@ -296,13 +304,14 @@ class App:
 
         async def learn() -> None:
             try:
+                summary = session.summary()
                 await self.learner.finish(
                     session.route.plan,
                     assignment,
-                    session.call_id,
-                    session.outcome,
-                    session.signals(),
-                    session.fsm.rating_source,
+                    summary.call_id,
+                    summary.outcome,
+                    summary.signals,
+                    summary.rating_source,
                 )
             except Exception:
                 self.metrics.episodes.labels("failed").inc()
@@ -317,7 +326,7 @@ class App:
         for a live call on this node; returns why it was refused (counted), or None."""
         reason: str | None
         session = self.sessions.get(call_id)
-        if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
+        if not is_rating(rating):
             reason = "out_of_range"
         elif session is not None:
             reason = session.rate(rating, source)

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--config", help="TOML settings file (env TOMSIP_CONFIG_FILE)")
     _add_settings_options(serve)
-    from tomsip.learn import commands as learn_commands
+    from tomsip import learn_command as learn_commands
 
     learn_commands.add_parser(sub)
     calibrate = sub.add_parser(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -53,7 +54,9 @@ class TomsipServer:
             try:
                 if self.healthz()[0] == 200:
                     return self
-            except OSError:
+            except (OSError, http.client.HTTPException):
+                # Not listening yet. Polling a port in the ephemeral range that nothing listens on can
+                # connect the client to itself (TCP self-connect) and read its own request back.
                 pass
             time.sleep(0.1)
         raise RuntimeError("tomsip did not become ready")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator, Mapping
 
-from tomsip.call.fsm import TurnKind
+from tomsip.conversation.turns import TurnKind
 from tomsip.speech.batching import BatchingPool
 from tomsip.speech.mock import tone_pcm
 from tomsip.speech.stages import ReplyText, Transcript, TurnRequest

@@ -58,3 +58,11 @@ def find_tones(
 
 def near(hz: float, target: float, tolerance: float = 40.0) -> bool:
     return abs(hz - target) <= tolerance
+
+
+def tone_frames(level_dbfs: float, n: int, hz: float = 300.0) -> list[bytes]:
+    """`n` 20 ms internal-format frames of a sine at `level_dbfs` RMS (a stand-in for a voice)."""
+    t = np.arange(320 * n) / 16000
+    amplitude = 32768 * 10 ** (level_dbfs / 20) * np.sqrt(2)
+    pcm = (amplitude * np.sin(2 * np.pi * hz * t)).astype("<i2").tobytes()
+    return [pcm[i : i + 640] for i in range(0, len(pcm), 640)]

@@ -5,13 +5,17 @@ internal-format frames pushed to a listener (silence frames while the far end se
 end-pointing timers keep running); audio goes out through `play`, paced by the transport's own media
 clock, with an instant `flush` and an honest count of what really reached the far end.
 
-Frames are pushed rather than pulled: one media clock per transport services every port in one pass,
-which costs far less per call than one sleeping task per call (see bench/capacity).
+Every transport implements it through tomsip/audio/paced_port.py, which owns the pacing, silence
+insertion and failure handling they share. Frames are pushed rather than pulled: one media clock
+per transport services every port in one pass, which costs far less per call than one sleeping task
+per call (see bench/capacity).
 """
 
 from __future__ import annotations
 
 from typing import Protocol
+
+from tomsip.conversation.events import ConversationEvent
 
 
 class PortListener(Protocol):
@@ -69,11 +73,16 @@ class AudioPort(Protocol):
         """True while queued audio remains to be sent."""
         ...
 
+    def notify(self, event: ConversationEvent) -> None:
+        """A state change, transcript line or cleared playout, for a transport with a display (a
+        browser); a transport without one ignores it."""
+        ...
+
     async def hangup(self) -> None:
-        """End the conversation from our side."""
+        """End the conversation from our side. Never raises: a far end that is gone is gone."""
         ...
 
     async def transfer(self, target: str) -> bool:
         """Hand the far end to `target` (SIP: a blind REFER). True once it was taken (our leg then
-        ends); False if refused or impossible on this transport."""
+        ends); False if refused or impossible on this transport. Never raises."""
         ...

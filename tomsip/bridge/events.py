@@ -14,7 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-SAMPLE_RATES = (8000, 16000, 24000, 48000)
+from tomsip.conversation import rating as rating_scale
+from tomsip.conversation.events import PlayoutCleared, StateChanged, TranscriptLine
 
 
 class _Event(BaseModel):
@@ -61,7 +62,7 @@ class Feedback(_Event):
     """The user's 1-5 rating of the conversation (the learning loop's feedback path)."""
 
     type: Literal["feedback"]
-    rating: int = Field(ge=1, le=5)
+    rating: int = Field(ge=rating_scale.LOWEST, le=rating_scale.HIGHEST)
 
 
 ClientEvent = Annotated[Start | RtcOffer | BargeIn | Stop | Dtmf | Feedback, Field(discriminator="type")]
@@ -85,21 +86,8 @@ class RtcAnswer(_Event):
     sdp: str
 
 
-class Transcript(_Event):
-    type: Literal["transcript"] = "transcript"
-    role: Literal["caller", "assistant"]
-    text: str
-
-
-class CallState(_Event):
-    type: Literal["state"] = "state"
-    state: str  # greeting, listening, thinking, speaking, rating, closing, ended
-
-
-class Clear(_Event):
-    """Drop whatever reply audio is still buffered for playback (a barge-in flushed it)."""
-
-    type: Literal["clear"] = "clear"
+# StateChanged, TranscriptLine and PlayoutCleared come from the conversation itself
+# (tomsip/conversation/events.py); the bridge sends them as they are.
 
 
 class Error(_Event):
@@ -115,10 +103,9 @@ class Ended(_Event):
     reason: str
 
 
-ServerEvent = Annotated[Ready | RtcAnswer | Transcript | CallState | Clear | Error | Ended, Field(discriminator="type")]
-server_events: TypeAdapter[Ready | RtcAnswer | Transcript | CallState | Clear | Error | Ended] = TypeAdapter(
-    ServerEvent
-)
+_ServerEvents = Ready | RtcAnswer | TranscriptLine | StateChanged | PlayoutCleared | Error | Ended
+ServerEvent = Annotated[_ServerEvents, Field(discriminator="type")]
+server_events: TypeAdapter[_ServerEvents] = TypeAdapter(ServerEvent)
 
 
 def schema() -> dict[str, object]:

@@ -14,7 +14,6 @@ and invalid UTF-8 with 1007. Nothing a client sends can raise out of here or tou
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import deque
@@ -22,17 +21,18 @@ from collections.abc import Awaitable
 from typing import Protocol
 
 from aiohttp import WSMsgType, web
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from tomsip.audio.media_clock import MediaClock
 from tomsip.bridge import events
 from tomsip.bridge.browser_port import BrowserPort
 from tomsip.bridge.gate import BrowserGate
 from tomsip.bridge.rtc import RTC_RATE, BadOffer, RtcMedia
+from tomsip.conversation.events import ConversationEvent, PlayoutCleared
 from tomsip.monitor.metrics import Metrics
 from tomsip.security.token_bucket import TokenBucket
 from tomsip.security.tokens import Claims
 from tomsip.settings import Settings
-from tomsip.sip.media_clock import MediaClock
 
 log = logging.getLogger("tomsip.bridge")
 
@@ -99,8 +99,8 @@ class StreamConnection:
 
     # ---- outgoing ----
 
-    def send_event(self, event: dict[str, object]) -> None:
-        self._push(json.dumps(event, separators=(",", ":")))
+    def send_event(self, event: BaseModel) -> None:
+        self._push(event.model_dump_json())
 
     def send_audio(self, pcm: bytes) -> None:
         self._push(pcm)
@@ -137,10 +137,6 @@ class StreamConnection:
             self._closing = (code, reason)
             self._wake.set()
 
-    async def close_after_goodbye(self, reason: str) -> None:
-        """The session hung up: the connection closes when the conversation task reports its outcome."""
-        return None
-
     def _conversation_done(self, task: asyncio.Task[str]) -> None:
         """Whoever ended it, the client learns the outcome, then the connection closes normally."""
         if task.cancelled():
@@ -155,12 +151,12 @@ class StreamConnection:
             self.log.error("conversation failed: %s", type(exc).__name__, exc_info=exc)
             self._close_soon(1011, "internal error")
         else:
-            self.send_event(events.Ended(reason=task.result()).model_dump())
+            self.send_event(events.Ended(reason=task.result()))
             self._close_soon(1000, "conversation ended")
 
     def _error(self, code: str, message: str, strike: bool = True) -> None:
         self.metrics.bridge_bad_input.labels(kind=code).inc()
-        self.send_event(events.Error(code=code, message=message).model_dump())
+        self.send_event(events.Error(code=code, message=message))
         if strike:
             self._strikes += 1
             if self._strikes >= MAX_STRIKES:
@@ -228,7 +224,7 @@ class StreamConnection:
             self._error("not_started", "send a start event first")
             return
         if isinstance(event, events.Dtmf):
-            self.port.digit(event.digit)
+            self.port.digit_received(event.digit)
         elif isinstance(event, events.BargeIn):
             self.host.barge_in(self.call_id)
         elif isinstance(event, events.Feedback):
@@ -247,9 +243,8 @@ class StreamConnection:
             start.sample_rate,
             self.send_audio,
             self.send_event,
-            self.close_after_goodbye,
         )
-        self.send_event(events.Ready(call_id=self.call_id, sample_rate=start.sample_rate).model_dump())
+        self.send_event(events.Ready(call_id=self.call_id, sample_rate=start.sample_rate))
         self.conversation = asyncio.ensure_future(self.host.converse(self.port, self.claims.to, "websocket"))
         self.conversation.add_done_callback(self._conversation_done)
 
@@ -270,16 +265,15 @@ class StreamConnection:
             RTC_RATE,
             self.rtc.track.push,
             self._send_event_rtc,
-            self.close_after_goodbye,
             client_channels=2,  # aiortc decodes Opus to 48 kHz stereo
         )
         self.rtc.on_audio(self.port.receive)
-        self.send_event(events.RtcAnswer(sdp=answer).model_dump())
+        self.send_event(events.RtcAnswer(sdp=answer))
         loop = asyncio.get_running_loop()
         self._rtc_timer = loop.call_later(RTC_CONNECT_TIMEOUT_S, self._on_rtc_state, "timeout")
 
-    def _send_event_rtc(self, event: dict[str, object]) -> None:
-        if event.get("type") == "clear" and self.rtc is not None:
+    def _send_event_rtc(self, event: ConversationEvent) -> None:
+        if isinstance(event, PlayoutCleared) and self.rtc is not None:
             self.rtc.track.clear()  # what the browser has already received plays out; 20 ms at most
         self.send_event(event)
 
@@ -288,7 +282,7 @@ class StreamConnection:
         if state == "connected" and self.conversation is None and self.port is not None:
             if self._rtc_timer is not None:
                 self._rtc_timer.cancel()
-            self.send_event(events.Ready(call_id=self.call_id, sample_rate=RTC_RATE).model_dump())
+            self.send_event(events.Ready(call_id=self.call_id, sample_rate=RTC_RATE))
             self.conversation = asyncio.ensure_future(self.host.converse(self.port, self.claims.to, "webrtc"))
             self.conversation.add_done_callback(self._conversation_done)
         elif state in ("failed", "timeout") and self.conversation is None:

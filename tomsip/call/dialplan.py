@@ -18,8 +18,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tomsip.call.fsm import FsmConfig
-from tomsip.call.policies import DEFAULT_POLICY, LearningModel, PolicyModel, check_policies
 from tomsip.call.turn_taking import TurnTakingPolicy
+from tomsip.learn.policies import DEFAULT_POLICY, LearningModel, PolicyModel, check_policies
 
 
 class DialplanError(ValueError):

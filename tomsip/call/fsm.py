@@ -26,6 +26,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from tomsip.conversation import rating as rating_scale
+from tomsip.conversation.turns import TurnKind
+
 
 class State(enum.Enum):
     GREETING = "greeting"
@@ -35,15 +38,6 @@ class State(enum.Enum):
     RATING = "rating"
     CLOSING = "closing"
     ENDED = "ended"
-
-
-class TurnKind(enum.Enum):
-    GREETING = "greeting"
-    UTTERANCE = "utterance"
-    DIGIT = "digit"
-    NO_INPUT = "no_input"
-    GOODBYE = "goodbye"
-    RATING = "rating"  # ask the caller to rate the call, 1 to 5
 
 
 # ---- events -----------------------------------------------------------------------------------
@@ -292,7 +286,6 @@ MAX_DURATION_TIMER = "max_duration"
 NO_INPUT_TIMER = "no_input"
 CLOSING_TIMER = "closing_guard"
 RATING_TIMER = "rating"
-RATING_DIGITS = "12345"
 
 
 @dataclass(frozen=True)
@@ -535,18 +528,18 @@ class CallFsm:
         self._hearing_rating = False
         if self.state is not State.RATING:
             return []
-        if event.value is None or str(event.value) not in RATING_DIGITS:
+        if event.value is None or str(event.value) not in rating_scale.DIGITS:
             return [RatingRejected("speech")]
         return self._rated(event.value, "speech")
 
     def _on_RatingGiven(self, event: RatingGiven) -> list[Action]:
-        if self.state is State.CLOSING or str(event.value) not in RATING_DIGITS:
+        if self.state is State.CLOSING or str(event.value) not in rating_scale.DIGITS:
             return [RatingRejected(event.source)]
         return self._rated(event.value, event.source)
 
     def _on_DigitPressed(self, event: DigitPressed) -> list[Action]:
         if self.state is State.RATING:
-            if event.digit not in RATING_DIGITS:
+            if event.digit not in rating_scale.DIGITS:
                 return [RatingRejected("dtmf")]
             return self._rated(int(event.digit), "dtmf")
         if self.state is State.CLOSING:

@@ -17,13 +17,14 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from tomsip.call.dialplan import DialplanModel
 from tomsip.learn.episode import Episode
 from tomsip.learn.guard import Guard
+from tomsip.learn.policies import LearningPlan
 from tomsip.learn.reward import BadRating, CallSignals, reward
 from tomsip.learn.state import BanditState, parse_state, posterior_fields
 from tomsip.learn.training import Context, train
@@ -53,9 +54,9 @@ class PolicyLearner:
 
     # ---- start-up ----
 
-    async def restore(self, plans: list[DialplanModel]) -> None:
+    async def restore(self, plans: Sequence[LearningPlan]) -> None:
         """An in-process store starts empty: rebuild its posteriors from the episode log."""
-        if getattr(self._store, "shared", True):
+        if self._store.shared:
             return
         episodes = await self._store.episodes()
         if not episodes:
@@ -70,7 +71,7 @@ class PolicyLearner:
 
     # ---- a call starts ----
 
-    async def assign(self, plan: DialplanModel) -> Assignment:
+    async def assign(self, plan: LearningPlan) -> Assignment:
         baseline = plan.baseline
         if len(plan.policy_names) == 1:
             return self._chosen(plan.name, Assignment(plan.name, baseline, baseline, "only_policy"))
@@ -90,7 +91,7 @@ class PolicyLearner:
         self._metrics.guard_decisions.labels(context, assignment.reason).inc()
         return assignment
 
-    async def _state(self, plan: DialplanModel) -> BanditState:
+    async def _state(self, plan: LearningPlan) -> BanditState:
         fields = await asyncio.wait_for(self._store.bandit_fields(plan.name), self._timeout)
         state = parse_state(fields, plan.policy_names)
         for policy in state.unknown:
@@ -107,7 +108,7 @@ class PolicyLearner:
         log.warning("%s (dialplan %s, policy %s): ignored", what, context, policy)
 
     @staticmethod
-    def _guard(plan: DialplanModel, state: BanditState) -> Guard:
+    def _guard(plan: LearningPlan, state: BanditState) -> Guard:
         return Guard(
             plan.baseline,
             plan.learning.guard_config(),
@@ -120,7 +121,7 @@ class PolicyLearner:
 
     async def finish(
         self,
-        plan: DialplanModel,
+        plan: LearningPlan,
         assignment: Assignment,
         call_id: str,
         outcome: str,
@@ -161,7 +162,7 @@ class PolicyLearner:
             await self._review(plan)
         return episode
 
-    async def _review(self, plan: DialplanModel) -> None:
+    async def _review(self, plan: LearningPlan) -> None:
         try:
             state = await self._state(plan)
             newly = self._guard(plan, state).review(state.posteriors, self._rng)
@@ -175,5 +176,5 @@ class PolicyLearner:
             log.warning("guard: policy %s blacklisted in dialplan %s (worse than the baseline)", policy, plan.name)
 
 
-def contexts_of(plans: list[DialplanModel]) -> dict[str, Context]:
+def contexts_of(plans: Sequence[LearningPlan]) -> dict[str, Context]:
     return {p.name: Context(p.policy_names, p.learning.reward.config()) for p in plans}

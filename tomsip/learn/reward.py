@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tomsip.conversation.rating import HIGHEST, LOWEST, is_rating
+
 
 class BadRating(ValueError):
     """A rating outside 1..5."""
@@ -69,6 +71,7 @@ def reward(signals: CallSignals, config: RewardConfig | None = None) -> float:
     implicit = sum(w * v for w, v in parts) / total_weight if total_weight else 0.0
     if signals.rating is None:
         return implicit
-    if not 1 <= signals.rating <= 5:
-        raise BadRating(f"a rating is 1..5, got {signals.rating}")
-    return c.rating_weight * (signals.rating - 1) / 4 + (1 - c.rating_weight) * implicit
+    if not is_rating(signals.rating):
+        raise BadRating(f"a rating is {LOWEST}..{HIGHEST}, got {signals.rating}")
+    scaled = (signals.rating - LOWEST) / (HIGHEST - LOWEST)
+    return c.rating_weight * scaled + (1 - c.rating_weight) * implicit

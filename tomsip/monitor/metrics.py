@@ -37,7 +37,9 @@ class Metrics:
             registry=r,
         )
         self.silence_frames_inserted = Counter(
-            "tomsip_silence_frames_inserted_total", "Silence frames inserted while RTP paused", registry=r
+            "tomsip_silence_frames_inserted_total",
+            "Silence frames inserted while a caller sent no audio (any transport)",
+            registry=r,
         )
         self.turn_latency_seconds = Histogram(
             "tomsip_turn_latency_seconds",
@@ -171,6 +173,13 @@ class Metrics:
             buckets=(1, 2, 3, 4, 6, 8),
             registry=r,
         )
+
+    def silence_inserted(self) -> None:
+        """A port inserted a silence frame (tomsip/audio/paced_port.py's MediaCounters)."""
+        self.silence_frames_inserted.inc()
+
+    def media_failed(self) -> None:
+        self.call_failures.labels(stage="media").inc()
 
     def sentence_spoken(self, source: str) -> None:
         self.tts_sentences.labels(source=source).inc()

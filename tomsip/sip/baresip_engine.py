@@ -16,6 +16,7 @@ import logging
 from baresip import Account, BaresipError, Config, Runtime, UserAgent
 from baresip.call import Call
 
+from tomsip.audio.media_clock import MediaClock
 from tomsip.audio.port import AudioPort
 from tomsip.monitor.logs import mask_uri
 from tomsip.monitor.metrics import Metrics
@@ -23,7 +24,6 @@ from tomsip.settings import Settings
 from tomsip.sip.baresip_port import BaresipPort
 from tomsip.sip.engine import CallInfo, OnCall
 from tomsip.sip.headers import uri_user, via_source
-from tomsip.sip.media_clock import MediaClock
 from tomsip.sip.registration import TrunkRegistration
 
 log = logging.getLogger("tomsip.sip")
@@ -59,7 +59,7 @@ class BaresipEngine:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.clock = MediaClock(metrics)
+        self.clock = MediaClock(metrics.media_tick_seconds, metrics.media_tick_lateness_seconds)
         self._runtime: Runtime | None = None
         self._on_call: OnCall | None = None
         self._tasks: set[asyncio.Task[None]] = set()

@@ -17,7 +17,7 @@ import enum
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
-from tomsip.call.fsm import TurnKind
+from tomsip.conversation.turns import TurnKind
 from tomsip.speech import intents
 from tomsip.speech.stages import RATING_PROMPT, ReplyText, Transcript, TurnRequest, rating_prompt
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from tomsip.call.fsm import TurnKind
+from tomsip.conversation.turns import TurnKind
 from tomsip.speech.sentences import SentenceCutter
 from tomsip.speech.stages import ReplyText, SpeechStageError, Transcript, TurnRequest, rating_prompt
 

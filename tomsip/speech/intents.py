@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from tomsip.conversation import rating
+
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _NUMBER_WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
@@ -103,8 +105,8 @@ def find_rating(text: str) -> int | None:
     if len(words) == 1 and words[0] in _RATING_HOMOPHONES:
         return _RATING_HOMOPHONES[words[0]]
     found = {_RATING_WORDS[w] for w in words if w in _RATING_WORDS}
-    found |= {int(w) for w in words if w.isdigit() and 1 <= int(w) <= 5 and len(w) == 1}
+    found |= {int(w) for w in words if w in rating.DIGITS}
     numbers = {w for w in words if w.isdigit() or w in _NUMBER_WORDS}
-    if len(found) != 1 or (len(numbers) > 1 and any(w.isdigit() and not 1 <= int(w) <= 5 for w in numbers)):
+    if len(found) != 1 or (len(numbers) > 1 and any(w.isdigit() and w not in rating.DIGITS for w in numbers)):
         return None
     return found.pop()

@@ -28,7 +28,7 @@ from functools import lru_cache
 import numpy as np
 
 from tomsip.audio.frames import SAMPLE_RATE, bytes_to_ms
-from tomsip.call.fsm import TurnKind
+from tomsip.conversation.turns import TurnKind
 from tomsip.speech.staged import StagedPipeline
 from tomsip.speech.stages import ReplyText, Transcript, TurnRequest
 

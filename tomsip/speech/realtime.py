@@ -31,8 +31,19 @@ from dataclasses import dataclass
 import aiohttp
 
 from tomsip.audio.frames import bytes_to_ms
-from tomsip.call.fsm import TurnKind
+from tomsip.conversation.turns import TurnKind
 from tomsip.monitor.metrics import Metrics
+from tomsip.speech.realtime_events import (
+    AudioDelta,
+    CallerSpeechStarted,
+    Malformed,
+    Other,
+    ResponseCreated,
+    ResponseDone,
+    ServerError,
+    TranscriptDelta,
+    parse_server_event,
+)
 from tomsip.speech.realtime_wire import Decoder, Encoder, WireFormat, session_update
 from tomsip.speech.stages import ReplyAudio, SpeechStageError, Transcript, TurnLatency, TurnRequest
 
@@ -43,8 +54,6 @@ APPEND_FRAMES = 5  # 100 ms per input_audio_buffer.append
 PRE_CONNECT_FRAMES = 50  # caller audio kept while the session opens (1 s); older is dropped
 RECONNECT_AFTER_S = 5.0  # an unreachable backend is tried again at most this often
 MAX_PENDING_SENDS = 200  # 20 s of audio; past it the backend is not keeping up and frames are dropped
-AUDIO_DELTAS = {"response.output_audio.delta", "response.audio.delta"}
-TRANSCRIPT_DELTAS = {"response.output_audio_transcript.delta", "response.audio_transcript.delta"}
 PROMPTS = {
     TurnKind.NO_INPUT: "The caller has gone quiet. Briefly ask whether they are still there.",
     TurnKind.GOODBYE: "The call is ending now. Say a short, friendly goodbye.",
@@ -307,59 +316,46 @@ class RealtimeBrain:
     # ---- server events ----
 
     def _on_event(self, text: str) -> None:
-        try:
-            event = json.loads(text)
-            kind = event["type"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            self._metrics.api_errors.labels(backend=BACKEND, kind="malformed").inc()
-            return
-        try:
-            self._dispatch(kind, event)
-        except (KeyError, TypeError, ValueError, AttributeError):
-            self._metrics.api_errors.labels(backend=BACKEND, kind="malformed").inc()
-            log.warning("malformed %s event from the speech-to-speech backend", kind)
-
-    def _dispatch(self, kind: str, event: dict[str, object]) -> None:
-        if kind in AUDIO_DELTAS:
-            response = self._responses.get(str(event["response_id"]))
-            if response is None or response.id in self._cancelled:
-                self.late_deltas_dropped += 1
-                return
-            response.item_id = response.item_id or str(event.get("item_id") or "")
-            pcm = self._decoder.decode(base64.b64decode(str(event["delta"])))
-            if pcm:
-                response.audio.put_nowait(pcm)
-        elif kind in TRANSCRIPT_DELTAS:
-            response = self._responses.get(str(event.get("response_id")))
-            if response is not None:
-                response.transcript.append(str(event.get("delta") or ""))
-        elif kind == "response.created":
-            response = _Response(str(event["response"]["id"]))  # type: ignore[index]
-            self._responses[response.id] = response
-            if self._awaiting is not None and not self._awaiting.done():
-                self._awaiting.set_result(response)
-        elif kind == "response.done":
-            body = event["response"]
-            response = self._responses.pop(str(body["id"]), None)  # type: ignore[index]
-            if response is not None:
-                response.status = str(body.get("status") or "completed")  # type: ignore[union-attr]
-                response.audio.put_nowait(None)
-                log.debug("response %s %s", response.id, response.status)
-            self._cancelled.discard(str(body["id"]))  # type: ignore[index]
-        elif kind == "input_audio_buffer.speech_started":
-            if self._current is not None and self._on_barge_in is not None:
-                self._on_barge_in()
-        elif kind == "error":
-            self._on_error(event)
-
-    def _on_error(self, event: dict[str, object]) -> None:
-        error = event.get("error") or {}
-        code = str(error.get("code") or error.get("type") or "error")  # type: ignore[union-attr]
-        if code in ("input_audio_buffer_commit_empty", "response_cancel_not_active"):
-            return  # the commit or cancel crossed the backend's own: nothing is wrong
-        self._metrics.api_errors.labels(backend=BACKEND, kind=code[:40]).inc()
-        log.warning("speech-to-speech backend error: %s", code)
-        self._fail_turn(SpeechStageError(BACKEND, code[:40]))
+        match parse_server_event(text):
+            case AudioDelta(response_id=response_id, item_id=item_id, audio=audio):
+                response = self._responses.get(response_id)
+                if response is None or response.id in self._cancelled:
+                    self.late_deltas_dropped += 1
+                    return
+                response.item_id = response.item_id or item_id
+                pcm = self._decoder.decode(audio)
+                if pcm:
+                    response.audio.put_nowait(pcm)
+            case TranscriptDelta(response_id=response_id, text=delta):
+                response = self._responses.get(response_id)
+                if response is not None:
+                    response.transcript.append(delta)
+            case ResponseCreated(response_id=response_id):
+                response = _Response(response_id)
+                self._responses[response.id] = response
+                if self._awaiting is not None and not self._awaiting.done():
+                    self._awaiting.set_result(response)
+            case ResponseDone(response_id=response_id, status=status):
+                response = self._responses.pop(response_id, None)
+                if response is not None:
+                    response.status = status
+                    response.audio.put_nowait(None)
+                    log.debug("response %s %s", response.id, response.status)
+                self._cancelled.discard(response_id)
+            case CallerSpeechStarted():
+                if self._current is not None and self._on_barge_in is not None:
+                    self._on_barge_in()
+            case ServerError(benign=True):
+                pass  # the commit or cancel crossed the backend's own: nothing is wrong
+            case ServerError(code=code):
+                self._metrics.api_errors.labels(backend=BACKEND, kind=code).inc()
+                log.warning("speech-to-speech backend error: %s", code)
+                self._fail_turn(SpeechStageError(BACKEND, code))
+            case Malformed(kind=kind, reason=reason):
+                self._metrics.api_errors.labels(backend=BACKEND, kind="malformed").inc()
+                log.warning("malformed %s event from the speech-to-speech backend: %s", kind or "-", reason)
+            case Other():
+                pass
 
     def _fail_turn(self, error: SpeechStageError) -> None:
         """An error for the turn in progress: end its wait so that it apologises."""

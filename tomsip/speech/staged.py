@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import cast
 
-from tomsip.call.fsm import TurnKind
+from tomsip.conversation.turns import TurnKind
 from tomsip.monitor.metrics import Metrics
 from tomsip.speech.calibration import Calibration
 from tomsip.speech.phrase_cache import CachedSpeech

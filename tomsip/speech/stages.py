@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from tomsip.speech.calibration import Calibration
 
-from tomsip.call.fsm import TurnKind
+from tomsip.conversation.turns import TurnKind
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,12 @@ def increment_posterior(fields: dict[str, str], policy: str, reward: float) -> b
 
 
 class Store(Protocol):
+    @property
+    def shared(self) -> bool:
+        """Whether other processes see this state (Redis): the learning loop then reads it live instead
+        of rebuilding it from the episode log, and `tomsip learn` may write to it."""
+        ...
+
     def save_call(self, record: CallRecord, ended: bool = False) -> None:
         """Record the call's current state; never blocks, never raises. Ended records expire."""
         ...

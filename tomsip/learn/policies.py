@@ -12,7 +12,7 @@ policy, `default`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -95,6 +95,23 @@ class LearningModel(BaseModel):
 
     def guard_config(self) -> GuardConfig:
         return GuardConfig(self.min_samples, self.new_policy_cap, self.blacklist_prob, self.blacklist_min_samples)
+
+
+class LearningPlan(Protocol):
+    """A dialplan as the learning loop sees it: its name (the bandit's context), its policies and how
+    to learn. tomsip/call/dialplan.py's DialplanModel is one; the loop needs nothing else of a call."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def baseline(self) -> str: ...
+
+    @property
+    def policy_names(self) -> list[str]: ...
+
+    @property
+    def learning(self) -> LearningModel: ...
 
 
 def check_policies(policies: list[PolicyModel], learning: LearningModel) -> None:

@@ -21,7 +21,6 @@ from tomsip.learn.bandit import Posterior
 from tomsip.learn.learner import contexts_of
 from tomsip.learn.state import parse_state, posterior_fields
 from tomsip.learn.training import describe, format_status, train
-from tomsip.monitor.metrics import Metrics
 from tomsip.settings import Settings
 from tomsip.store.base import KILLED_FIELD, Store
 from tomsip.store.factory import build_store
@@ -49,8 +48,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         if not plans:
             print(f"tomsip learn: no dialplan named {args.only!r}")
             return 2
-    store = build_store(settings.redis_url, Metrics(), settings.episode_log, settings.episode_log_max)
-    shared = getattr(store, "shared", False)
+    store = build_store(settings.redis_url, settings.episode_log, settings.episode_log_max)
+    shared = store.shared
     try:
         if args.action == "kill":
             return await _kill(store, shared, plans, args)
