@@ -15,7 +15,7 @@ from tomsip.conversation.turns import TurnKind
 from tomsip.monitor.metrics import Metrics
 from tomsip.speech.batching import BatchingPool
 from tomsip.speech.phrase_cache import CachedSpeech, PhraseCache
-from tomsip.speech.staged import APOLOGY, FILLER, StagedBrain, StagedPipeline
+from tomsip.speech.staged_brain import APOLOGY, FILLER, StagedBrain, StagedPipeline
 from tomsip.speech.stages import Transcript, TurnLatency, TurnRequest
 from tomsip.store.memory import MemoryStore
 

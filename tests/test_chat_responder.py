@@ -12,7 +12,7 @@ from tests.support.fake_chat import FakeChatServer
 from tomsip.conversation.turns import TurnKind
 from tomsip.monitor.metrics import Metrics
 from tomsip.speech.chat import ChatClient, ChatConfig, ChatResponder
-from tomsip.speech.staged import APOLOGY, StagedBrain
+from tomsip.speech.staged_brain import APOLOGY, StagedBrain
 from tomsip.speech.stages import Transcript, TurnLatency, TurnRequest
 
 

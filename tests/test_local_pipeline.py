@@ -20,7 +20,7 @@ from tomsip.conversation.turns import TurnKind
 from tomsip.monitor.metrics import Metrics
 from tomsip.settings import Settings
 from tomsip.speech.registry import build_pipeline
-from tomsip.speech.staged import APOLOGY, StagedBrain
+from tomsip.speech.staged_brain import APOLOGY, StagedBrain
 from tomsip.speech.stages import ReplyText, SpeechStageError, Transcript, TurnLatency, TurnRequest
 
 ROOT = Path(__file__).resolve().parents[1]

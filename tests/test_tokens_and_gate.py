@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import ValidationError
 
-from tomsip.bridge.gate import BrowserGate, token_of
+from tomsip.bridge.gate import BrowserGate, GateConfig, token_of
 from tomsip.monitor.metrics import Metrics
 from tomsip.security.tokens import AuthRefused, TokenVerifier, load_key, mint
 from tomsip.settings import Settings
@@ -77,8 +77,8 @@ def test_the_token_comes_from_the_query_a_subprotocol_or_a_bearer_header() -> No
 
 def test_forwarded_addresses_are_believed_only_from_trusted_proxies() -> None:
     def gate(trusted: str) -> BrowserGate:
-        settings = Settings(trusted_proxies=trusted)
-        return BrowserGate(settings, None, MemoryStore(), Metrics(), lambda _: False)
+        proxies = tuple(Settings(trusted_proxies=trusted).trusted_proxies)
+        return BrowserGate(GateConfig(10, 10, proxies, 0), None, MemoryStore(), Metrics(), lambda _: False)
 
     mocked = make_mocked_request("GET", "/ws/stream/c1", headers={"X-Forwarded-For": "203.0.113.9"})
     request = mocked.clone(remote="127.0.0.1")

@@ -13,16 +13,16 @@ from aiohttp import web
 from tomsip.audio.media_clock import MediaClock
 from tomsip.audio.port import AudioPort
 from tomsip.bridge.browser_port import BrowserPort
-from tomsip.bridge.gate import BrowserGate
+from tomsip.bridge.gate import BrowserGate, GateConfig
 from tomsip.bridge.page import page_routes
 from tomsip.bridge.rtc import offer_host_candidates_on
-from tomsip.bridge.ws_stream import HostBusy, stream_route
+from tomsip.bridge.ws_stream import HostBusy, StreamLimits, stream_route
 from tomsip.call.conversation_limit import ConversationLimit, ConversationLimits, ConversationRefused
 from tomsip.call.dialplan import DialplanError, Dialplans, Route
 from tomsip.call.session import CallSession
 from tomsip.conversation.rating import is_rating
 from tomsip.learn.learner import Assignment, PolicyLearner
-from tomsip.monitor.calls_view import calls_routes
+from tomsip.monitor.calls_view import CallsViewConfig, calls_routes
 from tomsip.monitor.health import health_routes
 from tomsip.monitor.logs import call_id_var
 from tomsip.monitor.metrics import Metrics
@@ -99,7 +99,10 @@ class App:
         self.node_name = settings.node_name or f"{socket.gethostname()}:{settings.sip_port}"
         self.bridge_clock = MediaClock(self.metrics.media_tick_seconds, self.metrics.media_tick_lateness_seconds)
         offer_host_candidates_on(settings.rtc_host)
-        self.gate = BrowserGate(settings, _verifier(settings), self.store, self.metrics, self.is_live, self.busy)
+        gate_config = GateConfig(
+            settings.ws_connect_rate, settings.ws_connect_burst, tuple(settings.trusted_proxies), settings.jwt_leeway_s
+        )
+        self.gate = BrowserGate(gate_config, _verifier(settings), self.store, self.metrics, self.is_live, self.busy)
         self._learning: set[asyncio.Task[None]] = set()
         self._answering = 0
         self._runner: web.AppRunner | None = None
@@ -141,9 +144,12 @@ class App:
     def web_app(self) -> web.Application:
         app = web.Application()
         app.add_routes(health_routes(self.metrics, self.readiness, self.speech_probe))
-        app.add_routes([stream_route(self.gate, self, self.bridge_clock, self.settings, self.metrics)])
+        limits = StreamLimits(self.settings.ws_rate, self.settings.ws_burst, self.settings.ws_max_message)
+        app.add_routes([stream_route(self.gate, self, self.bridge_clock, limits, self.metrics)])
         app.add_routes(page_routes())
-        app.add_routes(calls_routes(self.store, self.settings, self.local_words))
+        token = self.settings.admin_token
+        view = CallsViewConfig(token.get_secret_value() if token else None, self.settings.calls_show_transcripts)
+        app.add_routes(calls_routes(self.store, view, self.local_words))
         return app
 
     async def start(self) -> None:

@@ -27,8 +27,10 @@ from tomsip.store.factory import build_store
 from tomsip.store.memory import read_jsonl
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    learn = sub.add_parser("learn", help="inspect and train the policy bandit", description=__doc__)
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    learn: argparse.ArgumentParser = sub.add_parser(
+        "learn", help="inspect and train the policy bandit", description=__doc__
+    )
     learn.add_argument("action", choices=["status", "train", "kill"])
     learn.add_argument("--config", help="TOML settings file (env TOMSIP_CONFIG_FILE)")
     learn.add_argument("--redis-url", dest="redis_url", help="env TOMSIP_REDIS_URL")

@@ -1,9 +1,9 @@
 """What the caller is doing, frame by frame: VAD, the echo gate, the fading-tail rule and the
 end-pointer together, with the audio of the utterance being spoken.
 
-Pure and clock-free like its parts: the session feeds every caller frame with how much of our own
-audio has played, and gets end-pointer events back. Keeping this together is what lets the session
-stay a thin driver: it decides what the events mean for the call, this decides what was heard.
+Pure and clock-free like its parts: the turn taker (tomsip/call/turn_taker.py), its only user, feeds
+every caller frame with how much of our own audio has played, and gets end-pointer events back. This
+decides what was heard; the turn taker decides what that means for the conversation.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ class CallerSpeech:
         self._preroll: deque[bytes] = deque(maxlen=PREROLL_MS // FRAME_MS)
         self._utterance: list[bytes] = []
         self.echo_suppressed = 0
-        self.voiced_frames = 0  # counts voiced frames heard: a clock for "the last voiced frame"
 
     @property
     def in_speech(self) -> bool:

@@ -18,11 +18,6 @@ FRAME_BYTES = FRAME_SAMPLES * 2
 SILENCE_FRAME = bytes(FRAME_BYTES)
 
 
-def ms_to_bytes(ms: int, rate: int = SAMPLE_RATE) -> int:
-    """Bytes of mono PCM16 that last `ms` milliseconds at `rate`."""
-    return rate * ms // 1000 * 2
-
-
 def bytes_to_ms(n: int, rate: int = SAMPLE_RATE) -> int:
     """Milliseconds that `n` bytes of mono PCM16 last at `rate`."""
     return n * 1000 // (rate * 2)
@@ -52,4 +47,5 @@ def frame_levels_dbfs(pcm: bytes, frame_bytes: int = FRAME_BYTES) -> list[float]
     power = np.einsum("ij,ij->i", frames, frames) / frames.shape[1]
     with np.errstate(divide="ignore"):
         levels = 10.0 * np.log10(power / FULL_SCALE_POWER)
-    return np.maximum(levels, -120.0).tolist()  # type: ignore[no-any-return]
+    out: list[float] = np.maximum(levels, -120.0).tolist()
+    return out

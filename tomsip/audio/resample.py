@@ -41,7 +41,8 @@ class StreamResampler:
             samples = samples.reshape(-1, self.channels).mean(axis=1).astype(np.int16)
         if self._stream is None:
             return samples.tobytes()
-        return self._stream.resample_chunk(samples).tobytes()
+        out: bytes = self._stream.resample_chunk(samples).tobytes()  # soxr ships no types
+        return out
 
 
 def resample_once(pcm: bytes, in_rate: int, out_rate: int) -> bytes:
@@ -49,4 +50,5 @@ def resample_once(pcm: bytes, in_rate: int, out_rate: int) -> bytes:
     if in_rate == out_rate or not pcm:
         return pcm
     samples = np.frombuffer(pcm, dtype="<i2")
-    return soxr.resample(samples, in_rate, out_rate, quality="HQ").astype("<i2").tobytes()
+    out: bytes = soxr.resample(samples, in_rate, out_rate, quality="HQ").astype("<i2").tobytes()
+    return out

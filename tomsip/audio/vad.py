@@ -25,7 +25,7 @@ class VoiceDetector:
     def is_speech(self, frame: bytes) -> bool:
         if len(frame) != FRAME_BYTES:
             raise ValueError(f"VAD needs {FRAME_BYTES}-byte frames, got {len(frame)}")
-        return self._vad.is_speech(frame, SAMPLE_RATE)
+        return bool(self._vad.is_speech(frame, SAMPLE_RATE))
 
 
 class SpeechTail:

@@ -14,13 +14,13 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from tomsip.monitor.metrics import Metrics
 from tomsip.security.token_bucket import KeyedTokenBuckets
 from tomsip.security.tokens import AuthRefused, Claims, TokenVerifier
-from tomsip.settings import Settings
 from tomsip.store.base import Store, StoreUnavailable
 
 log = logging.getLogger("tomsip.bridge")
@@ -57,10 +57,20 @@ def token_of(request: web.Request) -> str | None:
     return auth[7:].strip() if auth.lower().startswith("bearer ") else None
 
 
+@dataclass(frozen=True)
+class GateConfig:
+    """What the gate reads of the settings (built in the composition root)."""
+
+    connect_rate: float  # new connections a second per client address (TOMSIP_WS_CONNECT_RATE)
+    connect_burst: float
+    trusted_proxies: tuple[str, ...]  # whose X-Forwarded-For is believed
+    jwt_leeway_s: float
+
+
 class BrowserGate:
     def __init__(
         self,
-        settings: Settings,
+        config: GateConfig,
         verifier: TokenVerifier | None,
         store: Store,
         metrics: Metrics,
@@ -74,9 +84,9 @@ class BrowserGate:
         self._is_live = is_live
         self._busy = busy  # why this node takes no new conversation to a number now (draining, full), or None
         self._clock = clock
-        self._leeway = settings.jwt_leeway_s
-        self._attempts = KeyedTokenBuckets(settings.ws_connect_rate, settings.ws_connect_burst)
-        self._proxies = set(settings.trusted_proxies)
+        self._leeway = config.jwt_leeway_s
+        self._attempts = KeyedTokenBuckets(config.connect_rate, config.connect_burst)
+        self._proxies = set(config.trusted_proxies)
 
     def source(self, request: web.Request) -> str:
         """The client's address: the peer, or what a trusted proxy says the client was."""

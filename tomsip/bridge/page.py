@@ -18,7 +18,7 @@ HEADERS = {
 }
 
 
-def page_routes() -> list[web.RouteDef]:
+def page_routes() -> list[web.AbstractRouteDef]:
     async def index(_: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC / "index.html", headers=HEADERS)
 

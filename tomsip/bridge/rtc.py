@@ -23,6 +23,7 @@ import av
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import AudioFrame
 
 log = logging.getLogger("tomsip.bridge")
 
@@ -137,6 +138,7 @@ class RtcMedia:
         try:
             while True:
                 frame = await track.recv()
+                assert isinstance(frame, AudioFrame), "an audio track yields audio frames"
                 pcm = frame.to_ndarray()
                 self.channels = len(frame.layout.channels)
                 if self._on_audio is not None:

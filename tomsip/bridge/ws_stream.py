@@ -18,6 +18,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import WSMsgType, web
@@ -32,7 +33,6 @@ from tomsip.conversation.events import ConversationEvent, PlayoutCleared
 from tomsip.monitor.metrics import Metrics
 from tomsip.security.token_bucket import TokenBucket
 from tomsip.security.tokens import Claims
-from tomsip.settings import Settings
 
 log = logging.getLogger("tomsip.bridge")
 
@@ -43,6 +43,15 @@ CLOSE_RATE_LIMITED = 1013
 CLOSE_POLICY = 1008
 CLOSE_NO_ROUTE = 4404
 CLOSE_MEDIA_FAILED = 4408
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    """What a stream reads of the settings (built in the composition root)."""
+
+    message_rate: float  # messages a second per connection (TOMSIP_WS_RATE)
+    message_burst: float
+    max_message: int  # bytes (TOMSIP_WS_MAX_MESSAGE)
 
 
 class HostBusy(RuntimeError):
@@ -76,7 +85,7 @@ class StreamConnection:
         claims: Claims,
         host: ConversationHost,
         clock: MediaClock,
-        settings: Settings,
+        limits: StreamLimits,
         metrics: Metrics,
     ) -> None:
         self.ws = ws
@@ -84,7 +93,7 @@ class StreamConnection:
         self.claims = claims
         self.host = host
         self.clock = clock
-        self.settings = settings
+        self.limits = limits
         self.metrics = metrics
         self.port: BrowserPort | None = None
         self.rtc: RtcMedia | None = None
@@ -167,7 +176,7 @@ class StreamConnection:
 
     async def run(self) -> None:
         self._writer = asyncio.create_task(self._write_loop())
-        bucket = TokenBucket(self.settings.ws_rate, self.settings.ws_burst, time.monotonic())
+        bucket = TokenBucket(self.limits.message_rate, self.limits.message_burst, time.monotonic())
         start_deadline = asyncio.get_running_loop().time() + START_TIMEOUT_S
         try:
             while self._closing is None:
@@ -311,15 +320,15 @@ class StreamConnection:
 
 
 def stream_route(
-    gate: BrowserGate, host: ConversationHost, clock: MediaClock, settings: Settings, metrics: Metrics
+    gate: BrowserGate, host: ConversationHost, clock: MediaClock, limits: StreamLimits, metrics: Metrics
 ) -> web.RouteDef:
     async def handle(request: web.Request) -> web.StreamResponse:
         call_id = request.match_info["call_id"]
         claims = await gate.admit(request, call_id)
-        ws = web.WebSocketResponse(max_msg_size=settings.ws_max_message, heartbeat=20, protocols=("tomsip",))
+        ws = web.WebSocketResponse(max_msg_size=limits.max_message, heartbeat=20, protocols=("tomsip",))
         await ws.prepare(request)
         metrics.websocket_connections.labels(outcome="accepted").inc()
-        await StreamConnection(ws, call_id, claims, host, clock, settings, metrics).run()
+        await StreamConnection(ws, call_id, claims, host, clock, limits, metrics).run()
         return ws
 
     return web.get("/ws/stream/{call_id}", handle)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,7 +163,7 @@ def _score(pattern: str, number: str) -> int | None:
 
 
 class Dialplans:
-    def __init__(self, plans: list[tuple[DialplanModel, Path | None]], default_pipeline: str) -> None:
+    def __init__(self, plans: Sequence[tuple[DialplanModel, Path | None]], default_pipeline: str) -> None:
         defaults = [p for p, _ in plans if p.default]
         if len(defaults) > 1:
             raise DialplanError("more than one dialplan has default = true: " + ", ".join(p.name for p in defaults))

@@ -14,7 +14,6 @@ Pure: the random source is passed in, the state is plain numbers (the store keep
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,7 +55,3 @@ def prob_worse(candidate: Posterior, baseline: Posterior, rng: np.random.Generat
     a = rng.beta(candidate.alpha, candidate.beta, draws)
     b = rng.beta(baseline.alpha, baseline.beta, draws)
     return float(np.mean(a < b))
-
-
-def is_finite(posterior: Posterior) -> bool:
-    return all(math.isfinite(x) and x > 0 for x in (posterior.alpha, posterior.beta)) and posterior.pulls >= 0

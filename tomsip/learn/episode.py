@@ -41,10 +41,10 @@ class Episode:
             signals = CallSignals(
                 task_completed=bool(raw_signals.get("task_completed", False)),
                 hung_up_while_speaking=bool(raw_signals.get("hung_up_while_speaking", False)),
-                barge_ins=int(raw_signals.get("barge_ins", 0)),  # type: ignore[call-overload]
-                turn_latency_ms=float(latency) if latency is not None else None,  # type: ignore[arg-type]
-                call_s=float(raw_signals.get("call_s", 0.0)),  # type: ignore[arg-type]
-                rating=int(rating) if rating is not None else None,  # type: ignore[call-overload]
+                barge_ins=int(raw_signals.get("barge_ins", 0)),
+                turn_latency_ms=float(latency) if latency is not None else None,
+                call_s=float(raw_signals.get("call_s", 0.0)),
+                rating=int(rating) if rating is not None else None,
             )
             return cls(
                 call_id=str(data["call_id"]),
@@ -55,8 +55,15 @@ class Episode:
                 outcome=str(data.get("outcome", "")),
                 signals=signals,
                 rating_source=str(data.get("rating_source", "")),
-                reward=float(data.get("reward", 0.0)),  # type: ignore[arg-type]
-                ended_at=float(data.get("ended_at", 0.0)),  # type: ignore[arg-type]
+                reward=_number(data.get("reward", 0.0)),
+                ended_at=_number(data.get("ended_at", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BadEpisode(f"{type(exc).__name__}: {exc}") from None
+
+
+def _number(value: object) -> float:
+    """A JSON number (or its text), as the episode log holds it; anything else is a bad episode."""
+    if isinstance(value, int | float | str):
+        return float(value)
+    raise TypeError(f"not a number: {type(value).__name__}")

@@ -14,11 +14,11 @@ import asyncio
 import hmac
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
-from tomsip.settings import Settings
 from tomsip.store.base import CallRecord, Store, StoreUnavailable
 
 PAGE = Path(__file__).resolve().parent / "static" / "calls.html"
@@ -42,10 +42,18 @@ def call_row(record: CallRecord, now: float) -> dict[str, object]:
     }
 
 
+@dataclass(frozen=True)
+class CallsViewConfig:
+    """What the view reads of the settings (built in the composition root)."""
+
+    admin_token: str | None  # None: the view is off (404)
+    show_transcripts: bool  # TOMSIP_CALLS_SHOW_TRANSCRIPTS
+
+
 def calls_routes(
-    store: Store, settings: Settings, local_words: Callable[[], dict[str, dict[str, str]]]
+    store: Store, config: CallsViewConfig, local_words: Callable[[], dict[str, dict[str, str]]]
 ) -> list[web.RouteDef]:
-    admin = settings.admin_token.get_secret_value().encode() if settings.admin_token else None
+    admin = config.admin_token.encode() if config.admin_token else None
 
     def allowed(request: web.Request) -> bool:
         if admin is None:
@@ -69,12 +77,12 @@ def calls_routes(
         except StoreUnavailable:
             return web.json_response({"error": "store_unavailable"}, status=503)
         now = time.time()
-        rows = [call_row(r, now) for r in records if r is not None]
-        if settings.calls_show_transcripts:
+        live = sorted((r for r in records if r is not None), key=lambda r: r.started_at)  # oldest first
+        rows = [call_row(r, now) for r in live]
+        if config.show_transcripts:
             words = local_words()
             for row in rows:
                 row["last_words"] = words.get(str(row["call_id"]), {})
-        rows.sort(key=lambda r: -float(r["age_s"]))  # type: ignore[arg-type]
         return web.json_response({"calls": rows, "count": len(rows), "at": now})
 
     async def page(request: web.Request) -> web.StreamResponse:

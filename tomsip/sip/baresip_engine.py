@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Literal
 
 from baresip import Account, BaresipError, Config, Runtime, UserAgent
 from baresip.call import Call
@@ -24,9 +25,11 @@ from tomsip.settings import Settings
 from tomsip.sip.baresip_port import BaresipPort
 from tomsip.sip.engine import CallInfo, OnCall
 from tomsip.sip.headers import uri_user, via_source
-from tomsip.sip.registration import TrunkRegistration
+from tomsip.sip.registration import TrunkConfig, TrunkRegistration
 
 log = logging.getLogger("tomsip.sip")
+
+SipTransport = Literal["udp", "tcp", "tls"]
 
 CODEC_SPECS = {"pcmu": "pcmu", "pcma": "pcma", "g722": "g722/16000/1", "opus": "opus/48000/2"}
 ESTABLISH_TIMEOUT_S = 10.0
@@ -62,7 +65,7 @@ class BaresipEngine:
         self.clock = MediaClock(metrics.media_tick_seconds, metrics.media_tick_lateness_seconds)
         self._runtime: Runtime | None = None
         self._on_call: OnCall | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
         self._registration: TrunkRegistration | None = None
 
     def _config(self) -> Config:
@@ -89,14 +92,14 @@ class BaresipEngine:
             extra_config_text="\n".join(lines) + "\n",
         )
 
-    def _account(self, transport: str, port: int) -> Account:
+    def _account(self, transport: SipTransport, port: int) -> Account:
         s = self.settings
         return Account(
             user=s.sip_user,
             domain=f"{s.sip_host}:{port}",
             password="",
             reg_interval=0,
-            transport=transport,  # type: ignore[arg-type]
+            transport=transport,
             audio_codecs=tuple(CODEC_SPECS[c] for c in s.codecs),
             dtmf_mode=s.dtmf_mode,
             extra_params=("catchall=yes", "video_codecs=none"),
@@ -112,7 +115,7 @@ class BaresipEngine:
             await self._runtime.start(self._config())
         except BaresipError as exc:
             raise EngineStartError(f"the SIP stack did not start: {exc}") from exc
-        transports = [("udp", s.sip_port), ("tcp", s.sip_port)]
+        transports: list[tuple[SipTransport, int]] = [("udp", s.sip_port), ("tcp", s.sip_port)]
         if s.sip_tls_port:
             transports.append(("tls", s.sip_tls_port))
         for transport, port in transports:
@@ -120,7 +123,7 @@ class BaresipEngine:
             ua.on_incoming(lambda call, t=transport: self._incoming(call, t))
         self.clock.start()
         if s.trunk_registrar:
-            self._registration = TrunkRegistration(self._runtime, s, self.metrics)
+            self._registration = TrunkRegistration(self._runtime, trunk_config(s), self.metrics)
             await self._registration.start()
         log.info("SIP listening on %s:%d (udp, tcp%s)", s.sip_host, s.sip_port, ", tls" if s.sip_tls_port else "")
 
@@ -137,7 +140,7 @@ class BaresipEngine:
             "incoming call from=%s transport=%s", mask_uri(info.caller), transport, extra={"call_id": info.call_id}
         )
         assert self._on_call is not None
-        task = asyncio.get_running_loop().create_task(self._on_call(BaresipIncoming(call, info, self)))
+        task = asyncio.ensure_future(self._on_call(BaresipIncoming(call, info, self)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -151,3 +154,17 @@ class BaresipEngine:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._runtime is not None:
             await self._runtime.close()
+
+
+def trunk_config(s: Settings) -> TrunkConfig:
+    """The trunk account from the settings (which refuse a registrar without user and password)."""
+    assert s.trunk_registrar and s.trunk_user and s.trunk_password
+    return TrunkConfig(
+        s.trunk_registrar,
+        s.trunk_user,
+        s.trunk_password.get_secret_value(),
+        s.trunk_domain or "",
+        s.trunk_auth_user,
+        s.trunk_transport,
+        s.trunk_register_interval_s,
+    )

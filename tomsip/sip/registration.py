@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
+from typing import Literal
 
 from baresip import Account, RegistrationError, Runtime, UserAgent
 from baresip.events import Event, StackEvent
 
 from tomsip.monitor.metrics import Metrics
-from tomsip.settings import Settings
 from tomsip.tasks import cancel_and_wait
 
 log = logging.getLogger("tomsip.sip.register")
@@ -23,10 +24,23 @@ RETRY_MIN_S = 2.0
 RETRY_MAX_S = 60.0
 
 
+@dataclass(frozen=True)
+class TrunkConfig:
+    """The trunk account (TOMSIP_TRUNK_*), built where the engine starts."""
+
+    registrar: str
+    user: str
+    password: str = field(repr=False)
+    domain: str = ""  # default: the registrar
+    auth_user: str | None = None
+    transport: Literal["udp", "tcp", "tls"] = "udp"
+    register_interval_s: int = 300
+
+
 class TrunkRegistration:
-    def __init__(self, runtime: Runtime, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, runtime: Runtime, config: TrunkConfig, metrics: Metrics) -> None:
         self._runtime = runtime
-        self._settings = settings
+        self._config = config
         self._metrics = metrics
         self._ua: UserAgent | None = None
         self._task: asyncio.Task[None] | None = None
@@ -34,16 +48,15 @@ class TrunkRegistration:
         self.holding = False
 
     def _account(self) -> Account:
-        s = self._settings
-        assert s.trunk_registrar and s.trunk_user and s.trunk_password
+        c = self._config
         return Account(
-            user=s.trunk_user,
-            domain=s.trunk_domain or s.trunk_registrar,
-            password=s.trunk_password.get_secret_value(),
-            registrar=s.trunk_registrar,
-            reg_interval=s.trunk_register_interval_s,
-            transport=s.trunk_transport,
-            auth_user=s.trunk_auth_user,
+            user=c.user,
+            domain=c.domain or c.registrar,
+            password=c.password,
+            registrar=c.registrar,
+            reg_interval=c.register_interval_s,
+            transport=c.transport,
+            auth_user=c.auth_user,
             audio_codecs=("pcmu", "pcma", "g722/16000/1", "opus/48000/2"),
             extra_params=("catchall=yes", "video_codecs=none"),
         )
@@ -64,7 +77,7 @@ class TrunkRegistration:
     async def _keep_registered(self) -> None:
         assert self._ua is not None
         delay = RETRY_MIN_S
-        registrar = self._settings.trunk_registrar
+        registrar = self._config.registrar
         while True:
             try:
                 await self._ua.register()

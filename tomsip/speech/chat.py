@@ -10,7 +10,7 @@ the call after the reply, `[transfer]` hands the caller to the dialplan's `trans
 never spoken.
 
 Failures (HTTP errors, timeouts, an unreachable host, malformed events) raise SpeechStageError: the
-caller hears an apology and the call goes on (tomsip/speech/staged.py).
+caller hears an apology and the call goes on (tomsip/speech/staged_brain.py).
 """
 
 from __future__ import annotations
@@ -79,8 +79,8 @@ class ChatClient:
                         delta = _parse_sse_line(raw)
                         if delta is _DONE:
                             return
-                        if delta:
-                            yield delta  # type: ignore[misc]
+                        if isinstance(delta, str) and delta:
+                            yield delta
         except TimeoutError:
             raise SpeechStageError(BACKEND, "timeout") from None
         except aiohttp.ClientError as exc:

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from prometheus_client import Histogram
 
@@ -97,7 +97,8 @@ class InferencePool:
 
         future = asyncio.get_running_loop().run_in_executor(self._executor, job)
         try:
-            return await future  # type: ignore[return-value]
+            # The job returns None only once this wait was cancelled, so nobody sees that None.
+            return cast(T, await future)
         except asyncio.CancelledError:
             cancelled.set()
             raise

@@ -29,7 +29,7 @@ import numpy as np
 
 from tomsip.audio.frames import SAMPLE_RATE, bytes_to_ms
 from tomsip.conversation.turns import TurnKind
-from tomsip.speech.staged import StagedPipeline
+from tomsip.speech.staged_brain import StagedPipeline
 from tomsip.speech.stages import ReplyText, Transcript, TurnRequest
 
 DIGITS = "0123456789*#ABCD"

@@ -13,10 +13,14 @@ message instead of failing the first call.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from tomsip.monitor.metrics import Metrics
 from tomsip.settings import Settings
 from tomsip.speech.stages import Pipeline, PipelineError
+
+if TYPE_CHECKING:  # the offline stack is imported only when a pipeline needs it (it loads models)
+    from tomsip.speech.local.pipeline import OfflineSpeechConfig
 
 
 def _mock(settings: Settings, metrics: Metrics) -> Pipeline:
@@ -25,11 +29,27 @@ def _mock(settings: Settings, metrics: Metrics) -> Pipeline:
     return build_mock_pipeline()
 
 
+def _offline(settings: Settings) -> OfflineSpeechConfig:
+    from tomsip.speech.local.pipeline import OfflineSpeechConfig
+
+    return OfflineSpeechConfig(
+        settings.stt_threads,
+        settings.stt_workers,
+        settings.stt_batch,
+        settings.tts_workers,
+        settings.inference_queue,
+        settings.phrase_cache_entries,
+        settings.phrase_cache_mb,
+        settings.filler_after_ms,
+        settings.reply_deadline_ms,
+    )
+
+
 def _local(settings: Settings, metrics: Metrics) -> Pipeline:
     from tomsip.speech.booking import BookingResponder
     from tomsip.speech.local.pipeline import build_offline_pipeline
 
-    return build_offline_pipeline("local", BookingResponder(), settings, metrics)
+    return build_offline_pipeline("local", BookingResponder(), _offline(settings), metrics)
 
 
 def _llm(settings: Settings, metrics: Metrics) -> Pipeline:
@@ -43,13 +63,13 @@ def _llm(settings: Settings, metrics: Metrics) -> Pipeline:
         settings.llm_base_url, settings.llm_model, key, settings.llm_timeout_s, settings.llm_max_history
     )
     client = ChatClient(config)
-    return build_offline_pipeline("llm", ChatResponder(client), settings, metrics, client.close, client.probe)
+    return build_offline_pipeline("llm", ChatResponder(client), _offline(settings), metrics, client.close, client.probe)
 
 
 def _realtime(settings: Settings, metrics: Metrics) -> Pipeline:
     from tomsip.speech.local.pipeline import speak_offline
     from tomsip.speech.realtime import RealtimeConfig, RealtimePipeline
-    from tomsip.speech.staged import APOLOGY
+    from tomsip.speech.staged_brain import APOLOGY
 
     if not settings.realtime_url:
         raise PipelineError("pipeline realtime needs TOMSIP_REALTIME_URL (a Realtime WebSocket URL)")

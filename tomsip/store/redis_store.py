@@ -18,6 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -73,7 +74,9 @@ class RedisStore:
         on_drop: Callable[[int], None] = lambda n: None,
         episode_log_max: int = 100_000,
     ) -> None:
-        self._redis = aioredis.Redis.from_url(
+        # redis-py's annotations cannot know decode_responses=True (every reply is str, never bytes),
+        # so the client is typed loosely here and each method says what it returns.
+        self._redis: Any = aioredis.Redis.from_url(
             url,
             decode_responses=True,
             socket_timeout=op_timeout_s,
@@ -187,7 +190,8 @@ class RedisStore:
 
     async def bandit_fields(self, context: str) -> dict[str, str]:
         try:
-            return await self._redis.hgetall(bandit_key(context))
+            fields: dict[str, str] = await self._redis.hgetall(bandit_key(context))
+            return fields
         except (RedisError, OSError) as exc:
             self._on_error("read")
             raise StoreUnavailable(str(exc)) from exc

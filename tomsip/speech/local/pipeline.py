@@ -8,18 +8,33 @@ however many pipelines and calls use them.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 from tomsip.monitor.metrics import Metrics
-from tomsip.settings import Settings
 from tomsip.speech.batching import BatchingPool
 from tomsip.speech.calibration import Calibration, calibrate
 from tomsip.speech.inference import InferencePool
 from tomsip.speech.local.piper_tts import PiperSpeech, load_piper
 from tomsip.speech.local.whisper_stt import WhisperSpeechToText, load_whisper
 from tomsip.speech.phrase_cache import CachedSpeech, PhraseCache
-from tomsip.speech.staged import StagedPipeline
+from tomsip.speech.staged_brain import StagedPipeline
 from tomsip.speech.stages import Responder, Transcript
+
+
+@dataclass(frozen=True)
+class OfflineSpeechConfig:
+    """What the offline pipelines read of the settings (built by tomsip/speech/registry.py)."""
+
+    stt_threads: int
+    stt_workers: int
+    stt_batch: int
+    tts_workers: int
+    inference_queue: int
+    phrase_cache_entries: int
+    phrase_cache_mb: int
+    filler_after_ms: int
+    reply_deadline_ms: int
 
 
 @lru_cache(maxsize=4)
@@ -41,27 +56,27 @@ def speak_offline(text: str) -> bytes:
 def build_offline_pipeline(
     name: str,
     responder: Responder,
-    settings: Settings,
+    config: OfflineSpeechConfig,
     metrics: Metrics,
     on_close: Callable[[], Awaitable[None]] | None = None,
     probe: Callable[[], Awaitable[dict[str, object]]] | None = None,
 ) -> StagedPipeline:
     wait = metrics.inference_queue_wait_seconds
-    whisper = _whisper(settings.stt_threads)
+    whisper = _whisper(config.stt_threads)
     recognizer = WhisperSpeechToText(whisper)
     stt_pool: BatchingPool[bytes, Transcript] = BatchingPool(
         "stt",
         recognizer.transcribe_batch,
-        settings.stt_workers,
-        settings.inference_queue,
-        settings.stt_batch,
+        config.stt_workers,
+        config.inference_queue,
+        config.stt_batch,
         wait,
         metrics.stt_batch_size,
     )
-    tts_pool = InferencePool("tts", settings.tts_workers, settings.inference_queue, wait)
+    tts_pool = InferencePool("tts", config.tts_workers, config.inference_queue, wait)
     stt = WhisperSpeechToText(whisper, stt_pool)
     piper = PiperSpeech(offline_voice(), tts_pool)
-    cache = PhraseCache(settings.phrase_cache_entries, settings.phrase_cache_mb * 1024 * 1024, metrics)
+    cache = PhraseCache(config.phrase_cache_entries, config.phrase_cache_mb * 1024 * 1024, metrics)
     tts = CachedSpeech(piper, cache, "piper")
 
     async def close() -> None:
@@ -84,8 +99,8 @@ def build_offline_pipeline(
         metrics,
         on_close=close,
         probe=probe,
-        filler_after_ms=settings.filler_after_ms,
-        deadline_ms=settings.reply_deadline_ms,
+        filler_after_ms=config.filler_after_ms,
+        deadline_ms=config.reply_deadline_ms,
         calibrator=calibrate_here,
         queue_wait_s=queue_wait_s,
     )

@@ -9,7 +9,9 @@ scaled to leave headroom, since piper normalises every sentence to full scale.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
+from typing import Any
 
 import numpy as np
 
@@ -41,32 +43,32 @@ def load_piper() -> object:
 
 
 class PiperSpeech:
-    def __init__(self, voice: object, pool: InferencePool | None = None, length_scale: float | None = None) -> None:
-        """`pool` runs `synthesize`; without one only the blocking `speak_sync` is usable (prompts made
-        once at start-up, test media)."""
+    def __init__(self, voice: Any, pool: InferencePool | None = None, length_scale: float | None = None) -> None:
+        """`voice` is a piper.PiperVoice. `pool` runs `synthesize`; without one only the blocking
+        `speak_sync` is usable (prompts made once at start-up, test media)."""
         from piper import SynthesisConfig
 
         self._voice = voice
         self._pool = pool
         self._config = SynthesisConfig(length_scale=length_scale, volume=PEAK)
-        self._rate: int = voice.config.sample_rate  # type: ignore[attr-defined]
+        self._rate: int = voice.config.sample_rate
 
     def at_rate(self, rate: float) -> PiperSpeech:
         """The same voice and workers, speaking `rate` times as fast: piper stretches phoneme lengths by
         length_scale, so the voice's own scale is divided by the rate."""
-        base = float(getattr(self._voice.config, "length_scale", 1.0) or 1.0)  # type: ignore[attr-defined]
+        base = float(getattr(self._voice.config, "length_scale", 1.0) or 1.0)
         return PiperSpeech(self._voice, self._pool, length_scale=base / rate)
 
     async def synthesize(self, text: str) -> AsyncIterator[bytes]:
         if self._pool is None:
             raise RuntimeError("PiperSpeech.synthesize needs an inference pool")
         for sentence in split_sentences(text):
-            pcm = await self._pool.run(lambda s=sentence: self.speak_sync(s))
+            pcm = await self._pool.run(functools.partial(self.speak_sync, sentence))
             if pcm:
                 yield pcm
 
     def speak_sync(self, sentence: str) -> bytes:
-        chunks = [c.audio_int16_array for c in self._voice.synthesize(sentence, self._config)]  # type: ignore[attr-defined]
+        chunks = [c.audio_int16_array for c in self._voice.synthesize(sentence, self._config)]
         if not chunks:
             return b""
         samples = trim_silence(np.concatenate(chunks).astype("<i2"), self._rate)

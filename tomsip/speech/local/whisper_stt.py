@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -55,12 +56,13 @@ def load_whisper(threads: int) -> object:
 class WhisperSpeechToText:
     """Utterances waiting together are decoded in one batch (tomsip/speech/batching.py)."""
 
-    def __init__(self, model: object, pool: BatchingPool[bytes, Transcript] | None = None) -> None:
+    def __init__(self, model: Any, pool: BatchingPool[bytes, Transcript] | None = None) -> None:
+        """`model` is a faster_whisper.WhisperModel (the package ships no types)."""
         from faster_whisper.tokenizer import Tokenizer
 
         self._model = model
         self._pool = pool
-        tokenizer = Tokenizer(model.hf_tokenizer, multilingual=False, task="transcribe", language="en")  # type: ignore[attr-defined]
+        tokenizer = Tokenizer(model.hf_tokenizer, multilingual=False, task="transcribe", language="en")
         self._tokenizer = tokenizer
         self._prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
 
@@ -87,9 +89,9 @@ class WhisperSpeechToText:
         for clip in clips:
             padded = np.zeros(window_s * SAMPLE_RATE, dtype=np.float32)
             padded[: len(clip)] = clip
-            features.append(model.feature_extractor(padded)[:, : window_s * 100])  # type: ignore[attr-defined]
+            features.append(model.feature_extractor(padded)[:, : window_s * 100])
         encoded = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(features), dtype=np.float32))
-        results = model.model.generate(  # type: ignore[attr-defined]
+        results = model.model.generate(
             encoded,
             [self._prompt] * len(clips),
             beam_size=1,
@@ -100,9 +102,9 @@ class WhisperSpeechToText:
         )
         return [self._transcript(result) for result in results]
 
-    def _transcript(self, result: object) -> Transcript:
-        avg_logprob = result.scores[0] if result.scores else -10.0  # type: ignore[attr-defined]
-        if result.no_speech_prob > NO_SPEECH_PROB and avg_logprob < MIN_AVG_LOGPROB:  # type: ignore[attr-defined]
+    def _transcript(self, result: Any) -> Transcript:  # a ctranslate2 WhisperGenerationResult (untyped)
+        avg_logprob = result.scores[0] if result.scores else -10.0
+        if result.no_speech_prob > NO_SPEECH_PROB and avg_logprob < MIN_AVG_LOGPROB:
             return Transcript("", 0.0)  # whisper's own verdict: not speech (it would invent "Thank you.")
-        text = self._tokenizer.decode(result.sequences_ids[0]).strip()  # type: ignore[attr-defined]
+        text = self._tokenizer.decode(result.sequences_ids[0]).strip()
         return Transcript(text, round(math.exp(avg_logprob), 3))
