@@ -51,7 +51,8 @@ def test_a_caller_books_an_appointment_by_voice(server: TomsipServer, caller_pee
     words = heard(caller_peer, whisper)
     # "Shall I book that for you?" is one piper take per process (the phrase cache); whisper tiny hears
     # some takes as "I book that for you" or "shall I both that for you": its stable part is checked.
-    for expected in ("which day", "tuesday", "morning", "that for you", "booked", "goodbye"):
+    # Likewise "Goodbye." is heard as "goodbye" or "bye bye".
+    for expected in ("which day", "tuesday", "morning", "that for you", "booked", "bye"):
         assert expected in words, f"{expected!r} not in what the caller heard: {words!r}"
     assert " 10 " in words or " ten " in words, f"the hour is not in what the caller heard: {words!r}"
     assert server.wait_metric('tomsip_calls_total{outcome="completed"}', before + 1) == before + 1

@@ -65,6 +65,9 @@ def test_compose_is_hardened_and_its_addresses_agree() -> None:
         assert service.get("tmpfs"), f"{name}: a read-only service needs its writable tmpfs"
         if not name.startswith("tomsip"):
             assert "healthcheck" in service, name
+    redis = services["redis"]
+    assert redis["command"][redis["command"].index("--appendonly") + 1] == "yes", "spent nonces survive a restart"
+    assert "redis-data:/data" in redis["volumes"] and "redis-data" in compose["volumes"]
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^HEALTHCHECK ", dockerfile, re.M) and re.search(r"^USER 10001", dockerfile, re.M)
     assert "HF_HUB_OFFLINE=1" in dockerfile and "pip install ." in dockerfile, "models come in at build time"

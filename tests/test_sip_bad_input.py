@@ -147,3 +147,87 @@ def test_a_failing_call_ends_with_bye_and_the_other_call_goes_on(server: TomsipS
         bad_peer.close()
     assert server.wait_metric('tomsip_call_failures_total{stage="turn"}', before + 1) == before + 1
     assert "call failed in turn" in server.log_text()
+
+
+# ---- malformed INVITEs, one per header and SDP line class, and what answers each ----
+# baresip parses the SIP message and the SDP before a call reaches tomsip, and its reject always
+# sends 486: none of these answers is tomsip's to choose (docs/known-limits.md, "SIP answers that come
+# from the stack"). The table keeps them on record, so a change in the stack shows up here.
+
+SDP = (
+    b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    b"m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+)
+NO_ANSWER = None  # dropped by the stack: without a usable Via, From, To or CSeq there is nowhere to answer
+INVITE_CLASSES: list[tuple[str, bytes, bytes, int | None]] = [
+    # name, what is replaced, by what, the final answer
+    ("sdp: v= line unknown", b"v=0", b"v=9", 500),
+    ("sdp: body is not SDP", SDP, b"this is not sdp at all\r\n", 500),
+    ("sdp: c= not an address", b"c=IN IP4 127.0.0.1", b"c=IN IP4 not.an.address", 488),
+    ("sdp: c= missing", b"c=IN IP4 127.0.0.1\r\n", b"", 200),
+    ("sdp: m= port not a number", b"m=audio 40000", b"m=audio notaport", 488),
+    ("sdp: m= port 0", b"m=audio 40000", b"m=audio 0", 488),
+    ("sdp: m= video only", b"m=audio 40000 RTP/AVP 0", b"m=video 40000 RTP/AVP 96", 488),
+    ("sdp: no codec in common", b"RTP/AVP 0\r\na=rtpmap:0 PCMU/8000", b"RTP/AVP 99\r\na=rtpmap:99 FOO/8000", 488),
+    ("sdp: no m= line", b"m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n", b"", 488),
+    ("Via: bad host", b"Via: SIP/2.0/UDP 127.0.0.1:5999", b"Via: SIP/2.0/UDP :::::", NO_ANSWER),
+    ("From: unparseable", b"From: <sip:probe@127.0.0.1>", b"From: <<<", NO_ANSWER),
+    ("To: oversized", b"To: <sip:1000@127.0.0.1>", b"To: " + b"A" * 3000, NO_ANSWER),
+    ("CSeq: not a number", b"CSeq: 1 INVITE", b"CSeq: x INVITE", NO_ANSWER),
+    ("CSeq: method mismatch", b"CSeq: 1 INVITE", b"CSeq: 1 BYE", 400),
+    ("Call-ID: missing", b"Call-ID: ", b"X-Call-ID: ", 400),
+    ("Contact: unparseable", b"Contact: <sip:probe@127.0.0.1:5999>", b"Contact: <sip:probe@[::1>", 200),
+    ("Content-Type: not SDP", b"Content-Type: application/sdp", b"Content-Type: text/plain", 200),
+]
+
+
+def invite_bytes(port: int, n: int, old: bytes, new: bytes) -> bytes:
+    call_id = f"malformed-{n}"
+    head = (
+        f"INVITE sip:1000@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK{n}x{call_id}\r\n"
+        f"Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=t{n}\r\nTo: <sip:1000@127.0.0.1>\r\n"
+        f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:probe@127.0.0.1:5999>\r\n"
+        f"Content-Type: application/sdp\r\n"
+    ).encode()
+    body = SDP.replace(old, new) if old in SDP else SDP
+    head = head.replace(old, new) if old in head else head
+    return head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+def final_answer(sock: socket.socket, n: int) -> int | None:
+    """The final response to INVITE `n` (answers to earlier ones, and retransmissions, are skipped)."""
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        try:
+            data, _ = sock.recvfrom(65535)
+        except TimeoutError:
+            continue
+        parts = data.split(b"\r\n", 1)[0].split()
+        mine = f"branch=z9hG4bK{n}xmalformed-{n}\r\n".encode() in data  # the Via comes back as it went
+        if mine and len(parts) > 1 and parts[0] == b"SIP/2.0" and parts[1].isdigit() and int(parts[1]) >= 200:
+            return int(parts[1])
+    return None
+
+
+def test_each_malformed_invite_class_gets_its_documented_answer_and_the_server_exits_0_after(
+    make_server, rtp_peer: RtpPeer
+) -> None:  # type: ignore[no-untyped-def]
+    srv = make_server(TOMSIP_DRAIN_TIMEOUT_S="2", TOMSIP_INVITE_RATE="1000", TOMSIP_INVITE_BURST="1000")
+    answers = {}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 5999))
+        sock.settimeout(0.5)
+        for n, (name, old, new, _) in enumerate(INVITE_CLASSES):
+            sock.sendto(invite_bytes(srv.sip_port, n, old, new), ("127.0.0.1", srv.sip_port))
+            answers[name] = final_answer(sock, n)
+        assert answers == {name: expected for name, _, _, expected in INVITE_CLASSES}
+        for round_ in range(20):  # then a run of them, as a fuzzer sends them
+            for n, (_, old, new, _) in enumerate(INVITE_CLASSES):
+                sock.sendto(invite_bytes(srv.sip_port, 1000 * (round_ + 1) + n, old, new), ("127.0.0.1", srv.sip_port))
+            time.sleep(0.05)
+    assert srv.healthz()[0] == 200
+    result = run_sipp("caller_speaks", srv.sip_port, "1000", [rtp_peer.port])
+    assert result.ok, result.errors
+    assert srv.stop(timeout_s=60) == 0, "SIGTERM drains and exits 0 after a malformed-INVITE run"
+    log = srv.log_text()
+    assert "level=error" not in log and "drained" in log

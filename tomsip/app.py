@@ -34,6 +34,7 @@ from tomsip.speech.calibration import TURN_EVERY_S
 from tomsip.speech.phrase_cache import UnspeakablePhrase
 from tomsip.speech.registry import build_pipeline
 from tomsip.speech.stages import Pipeline
+from tomsip.store.call_ids import CallIdClaimer
 from tomsip.store.factory import build_store
 
 log = logging.getLogger("tomsip.app")
@@ -102,7 +103,8 @@ class App:
         gate_config = GateConfig(
             settings.ws_connect_rate, settings.ws_connect_burst, tuple(settings.trusted_proxies), settings.jwt_leeway_s
         )
-        self.gate = BrowserGate(gate_config, _verifier(settings), self.store, self.metrics, self.is_live, self.busy)
+        self.call_ids = CallIdClaimer(self.store, self.node_name, settings.call_id_claim_ttl_s)
+        self.gate = BrowserGate(gate_config, _verifier(settings), self.store, self.metrics, self.call_ids, self.busy)
         self._learning: set[asyncio.Task[None]] = set()
         self._answering = 0
         self._runner: web.AppRunner | None = None
@@ -144,7 +146,8 @@ class App:
     def web_app(self) -> web.Application:
         app = web.Application()
         app.add_routes(health_routes(self.metrics, self.readiness, self.speech_probe))
-        limits = StreamLimits(self.settings.ws_rate, self.settings.ws_burst, self.settings.ws_max_message)
+        s = self.settings
+        limits = StreamLimits(s.ws_rate, s.ws_burst, s.ws_max_message, s.ws_start_timeout_s)
         app.add_routes([stream_route(self.gate, self, self.bridge_clock, limits, self.metrics)])
         app.add_routes(page_routes())
         token = self.settings.admin_token
@@ -156,6 +159,7 @@ class App:
         await self.store.start()
         await self.learner.restore(self.dialplans.plans())
         self.bridge_clock.start()
+        self.call_ids.start()
         self._runner = web.AppRunner(self.web_app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
@@ -184,6 +188,7 @@ class App:
     async def stop(self) -> None:
         await self.engine.stop()
         await self.bridge_clock.stop()
+        await self.call_ids.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         await self.store.close()
@@ -297,9 +302,6 @@ class App:
         """This node's live calls' last transcript lines (shown only when a setting allows)."""
         return {s.call_id: dict(s.ledger.last_words) for s in self.sessions.values()}
 
-    def is_live(self, call_id: str) -> bool:
-        return call_id in self.sessions
-
     def barge_in(self, call_id: str) -> None:
         session = self.sessions.get(call_id)
         if session is not None:
@@ -357,4 +359,4 @@ def _verifier(settings: Settings) -> TokenVerifier | None:
         return None
     except OSError as exc:
         raise DialplanError(f"jwt_public_key: cannot read {settings.jwt_public_key}: {exc}") from None
-    return TokenVerifier(key, settings.jwt_algorithms, settings.jwt_leeway_s)
+    return TokenVerifier(key, settings.jwt_algorithms, settings.jwt_leeway_s, settings.jwt_max_lifetime_s)

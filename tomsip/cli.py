@@ -55,6 +55,17 @@ async def _serve(settings: Settings) -> int:
     return 0
 
 
+def _exit_after_drain(code: int) -> int:
+    """Leave at once once the server has drained and stopped: every call ended, the store flushed and
+    closed, the SIP runtime closed. What remains is interpreter finalization, which would collect the
+    native stack's and the models' objects after their libraries were torn down; a crash there must
+    not turn a clean drain into a failed exit (an orchestrator reads the status)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _calibrate(settings: Settings) -> int:
     """Load the configured pipeline's models, time them, and print the conversation limit they give."""
     from tomsip.monitor.metrics import Metrics
@@ -146,11 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         from tomsip.speech.stages import PipelineError
 
         try:
-            return asyncio.run(_serve(settings))
+            code = asyncio.run(_serve(settings))
         except (DialplanError, EngineStartError, PipelineError) as exc:
             log.error("start-up failed: %s", exc)
             print(f"tomsip: {exc}", file=sys.stderr)
             return 2
+        return _exit_after_drain(code)
     if args.command == "token":
         return _mint(args, settings)
     if args.command == "calibrate":

@@ -31,6 +31,8 @@ class TomlFileSource(PydanticBaseSettingsSource):
         return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
 
 
+KEY_FAMILY = {"HS": "shared secret", "RS": "RSA", "PS": "RSA", "ES": "EC"}  # by algorithm prefix
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOMSIP_", extra="ignore")
 
@@ -159,9 +161,18 @@ class Settings(BaseSettings):
         description="Accepted token algorithms (HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384); never none",
     )
     jwt_leeway_s: float = Field(10.0, ge=0, le=300, description="Clock skew allowed on exp, nbf and iat")
+    call_id_claim_ttl_s: float = Field(
+        30.0, ge=2, le=600, description="A dead node's browser call ids are free again after this (shared store)"
+    )
+    jwt_max_lifetime_s: float = Field(
+        900.0, ge=10, le=86_400, description="Longest a token may live from iat to exp (a short replay window)"
+    )
     ws_rate: float = Field(120.0, gt=0, description="Messages per second one browser connection may send")
     ws_burst: float = Field(240.0, ge=1, description="Burst of messages one browser connection may send")
     ws_max_message: int = Field(65_536, ge=1024, le=4_194_304, description="Largest WebSocket message, bytes")
+    ws_start_timeout_s: float = Field(
+        10.0, gt=0, le=120, description="A browser connection that sends no start (or rtc_offer) is closed after this"
+    )
     ws_connect_rate: float = Field(5.0, gt=0, description="Browser connection attempts per second per address")
     ws_connect_burst: float = Field(20.0, ge=1, description="Burst of connection attempts per address")
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
@@ -217,10 +228,12 @@ class Settings(BaseSettings):
         bad_algs = [a for a in self.jwt_algorithms if a not in signing]
         if bad_algs or not self.jwt_algorithms:
             raise ValueError(f"jwt_algorithms must be a non-empty list of {sorted(signing)}; got {self.jwt_algorithms}")
-        if any(a.startswith("HS") for a in self.jwt_algorithms) and any(
-            not a.startswith("HS") for a in self.jwt_algorithms
-        ):
-            raise ValueError("jwt_algorithms mixes HS* with RS*/ES*: one key type only (no algorithm confusion)")
+        families = {KEY_FAMILY[a[:2]] for a in self.jwt_algorithms}
+        if len(families) > 1:
+            raise ValueError(
+                f"jwt_algorithms mixes key types ({', '.join(sorted(families))}): one key type only "
+                "(no algorithm confusion)"
+            )
         allowed = {"pcmu", "pcma", "g722", "opus"}
         bad = [c for c in self.codecs if c not in allowed]
         if bad or not self.codecs:

@@ -56,7 +56,7 @@ def run_sipp(
             "-p",
             str(free_port()),
             "-mp",
-            str(free_port()),
+            str(free_port(span=4)),  # audio RTP/RTCP and video RTP/RTCP
             "-t",
             transport,
             "-m",

@@ -3,7 +3,8 @@ connection attempts limited per source address, then the token verified and its 
 
 Refusals happen before any upgrade, as HTTP errors with a JSON body that names the reason:
 429 for too many attempts, 401 for every token problem (including a replayed nonce and a store that
-cannot be reached to check it: browser sessions fail closed), 409 for a conversation id in use,
+cannot be reached to check it: browser sessions fail closed), 409 for a conversation id in use on
+any node sharing the store (tomsip/store/call_ids.py),
 503 (with Retry-After) while the node drains or its speech workers carry all the conversations they can.
 """
 
@@ -15,6 +16,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 
@@ -25,7 +27,8 @@ from tomsip.store.base import Store, StoreUnavailable
 
 log = logging.getLogger("tomsip.bridge")
 
-CALL_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# fullmatch, never match with "$": "$" also matches before a trailing newline ("abc\n" would pass).
+CALL_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 RETRY_AFTER_S = 5  # a busy node: a conversation ends every few seconds
@@ -57,6 +60,18 @@ def token_of(request: web.Request) -> str | None:
     return auth[7:].strip() if auth.lower().startswith("bearer ") else None
 
 
+class CallIdClaims(Protocol):
+    """One live conversation per call id across every node (the app, over the shared store)."""
+
+    async def claim(self, call_id: str) -> bool:
+        """Take the id for a new conversation; False if one holds it. Raises StoreUnavailable."""
+        ...
+
+    def release(self, call_id: str) -> None:
+        """The conversation (or the attempt) that held the id is over."""
+        ...
+
+
 @dataclass(frozen=True)
 class GateConfig:
     """What the gate reads of the settings (built in the composition root)."""
@@ -74,14 +89,14 @@ class BrowserGate:
         verifier: TokenVerifier | None,
         store: Store,
         metrics: Metrics,
-        is_live: Callable[[str], bool],
+        call_ids: CallIdClaims,
         busy: Callable[[str | None], str | None] = lambda to: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._verifier = verifier
         self._store = store
         self._metrics = metrics
-        self._is_live = is_live
+        self._call_ids = call_ids
         self._busy = busy  # why this node takes no new conversation to a number now (draining, full), or None
         self._clock = clock
         self._leeway = config.jwt_leeway_s
@@ -107,15 +122,24 @@ class BrowserGate:
         except AuthRefused as exc:
             self._metrics.auth_failures.labels(reason=exc.reason).inc()
             self._metrics.websocket_connections.labels(outcome="refused").inc()
-            shown = call_id if CALL_ID.match(call_id) else "-"  # never echo arbitrary URL text into logs
-            log.info("browser session refused reason=%s", exc.reason, extra={"call_id": shown})
+            shown = call_id if CALL_ID.fullmatch(call_id) else "-"  # never echo arbitrary URL text into logs
+            log.warning("browser session refused reason=%s", exc.reason, extra={"call_id": shown})
             raise refuse(401, exc.reason) from None
-        if self._is_live(call_id):
-            self._metrics.websocket_connections.labels(outcome="refused").inc()
-            raise refuse(409, "call_id_in_use")
         self._metrics.auth_success.inc()
         self._refuse_if_busy(claims.to)
+        try:
+            taken = await self._call_ids.claim(call_id)
+        except StoreUnavailable:
+            self._metrics.websocket_connections.labels(outcome="refused").inc()
+            raise refuse(503, "store_unavailable") from None
+        if not taken:  # a live conversation has this id, on this node or another
+            self._metrics.websocket_connections.labels(outcome="refused").inc()
+            raise refuse(409, "call_id_in_use")
         return claims
+
+    def release(self, call_id: str) -> None:
+        """The session admitted for `call_id` is over (or never started): its id is free again."""
+        self._call_ids.release(call_id)
 
     def _refuse_if_busy(self, to: str | None) -> None:
         """503 with Retry-After while the node drains (checked before the token) or the number's
@@ -130,9 +154,14 @@ class BrowserGate:
     async def _check(self, request: web.Request, call_id: str) -> Claims:
         if self._verifier is None:
             raise AuthRefused("auth_not_configured")
-        if not CALL_ID.match(call_id):
+        if not CALL_ID.fullmatch(call_id):
             raise AuthRefused("call_id_mismatch", "malformed call id")
-        claims = self._verifier.verify(token_of(request), call_id)
+        try:
+            claims = self._verifier.verify(token_of(request), call_id)
+        except AuthRefused:
+            raise
+        except Exception as exc:  # noqa: BLE001 - hostile input must end as a 401, never a 500
+            raise AuthRefused("malformed", type(exc).__name__) from None
         ttl = int(claims.exp - time.time() + self._leeway) + 1
         try:
             fresh = await self._store.claim_nonce(claims.nonce, max(1, ttl))

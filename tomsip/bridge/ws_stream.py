@@ -4,11 +4,13 @@ After the gate (tomsip/bridge/gate.py) the connection upgrades; the client's fir
 (its sample rate), then binary frames carry PCM16 audio both ways and JSON events carry control
 (tomsip/bridge/events.py). The conversation is an ordinary CallSession on a BrowserPort.
 
-Abuse handling: every message spends a token from the connection's bucket (TOMSIP_WS_RATE, burst
-TOMSIP_WS_BURST), and an empty bucket closes with 1013 (try again later). A message that is not a
-valid event, or audio that is not whole samples, gets an `error` event and the connection goes on;
-after MAX_STRIKES of them it closes with 1008. aiohttp itself closes an oversized message with 1009
-and invalid UTF-8 with 1007. Nothing a client sends can raise out of here or touch another session.
+Abuse handling: every message, pings included, spends a token from the connection's bucket
+(TOMSIP_WS_RATE, burst TOMSIP_WS_BURST), and an empty bucket closes with 1013 (try again later). A
+message that is not a valid event, or audio that is not whole samples, gets an `error` event and the
+connection goes on; after MAX_STRIKES of them it closes with 1008. A connection that has not sent
+`start` (or `rtc_offer`) within TOMSIP_WS_START_TIMEOUT_S closes with 1008. aiohttp itself closes a
+message larger than TOMSIP_WS_MAX_MESSAGE with 1009 (one of exactly that size is taken) and invalid
+UTF-8 with 1007. Nothing a client sends can raise out of here or touch another session.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ from tomsip.security.tokens import Claims
 
 log = logging.getLogger("tomsip.bridge")
 
-START_TIMEOUT_S = 10.0
 MAX_STRIKES = 10
 MAX_OUTBOX = 500  # 10 s of audio frames; a client that stops reading is closed
 CLOSE_RATE_LIMITED = 1013
@@ -52,6 +53,7 @@ class StreamLimits:
     message_rate: float  # messages a second per connection (TOMSIP_WS_RATE)
     message_burst: float
     max_message: int  # bytes (TOMSIP_WS_MAX_MESSAGE)
+    start_timeout_s: float = 10.0  # TOMSIP_WS_START_TIMEOUT_S
 
 
 class HostBusy(RuntimeError):
@@ -74,7 +76,6 @@ class ConversationHost(Protocol):
 
     def barge_in(self, call_id: str) -> None: ...
 
-    def is_live(self, call_id: str) -> bool: ...
 
 
 class StreamConnection:
@@ -177,7 +178,7 @@ class StreamConnection:
     async def run(self) -> None:
         self._writer = asyncio.create_task(self._write_loop())
         bucket = TokenBucket(self.limits.message_rate, self.limits.message_burst, time.monotonic())
-        start_deadline = asyncio.get_running_loop().time() + START_TIMEOUT_S
+        start_deadline = asyncio.get_running_loop().time() + self.limits.start_timeout_s
         try:
             while self._closing is None:
                 timeout = None if self.port else max(0.0, start_deadline - asyncio.get_running_loop().time())
@@ -193,7 +194,9 @@ class StreamConnection:
                     self.log.info("closing: message rate limit")
                     self._close_soon(CLOSE_RATE_LIMITED, "rate limit exceeded")
                     break
-                if msg.type is WSMsgType.BINARY:
+                if msg.type is WSMsgType.PING:  # answered here, so that pings pay like any message
+                    await self.ws.pong(msg.data)
+                elif msg.type is WSMsgType.BINARY:
                     self._on_audio(msg.data)
                 elif msg.type is WSMsgType.TEXT:
                     await self._on_text(msg.data)
@@ -325,10 +328,16 @@ def stream_route(
     async def handle(request: web.Request) -> web.StreamResponse:
         call_id = request.match_info["call_id"]
         claims = await gate.admit(request, call_id)
-        ws = web.WebSocketResponse(max_msg_size=limits.max_message, heartbeat=20, protocols=("tomsip",))
-        await ws.prepare(request)
-        metrics.websocket_connections.labels(outcome="accepted").inc()
-        await StreamConnection(ws, call_id, claims, host, clock, limits, metrics).run()
-        return ws
+        try:
+            # aiohttp refuses a message of exactly max_msg_size; the setting names the largest one taken.
+            ws = web.WebSocketResponse(
+                max_msg_size=limits.max_message + 1, heartbeat=20, autoping=False, protocols=("tomsip",)
+            )
+            await ws.prepare(request)
+            metrics.websocket_connections.labels(outcome="accepted").inc()
+            await StreamConnection(ws, call_id, claims, host, clock, limits, metrics).run()
+            return ws
+        finally:
+            gate.release(call_id)
 
     return web.get("/ws/stream/{call_id}", handle)

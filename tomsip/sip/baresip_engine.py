@@ -11,6 +11,7 @@ The stack's quirks (shared/research/sip-stack.md) are all handled here and nowhe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Literal
 
@@ -66,6 +67,7 @@ class BaresipEngine:
         self._runtime: Runtime | None = None
         self._on_call: OnCall | None = None
         self._tasks: set[asyncio.Future[None]] = set()
+        self._calls: dict[int, Call] = {}  # every call the stack gave us that may not be closed yet
         self._registration: TrunkRegistration | None = None
 
     def _config(self) -> Config:
@@ -140,6 +142,8 @@ class BaresipEngine:
             "incoming call from=%s transport=%s", mask_uri(info.caller), transport, extra={"call_id": info.call_id}
         )
         assert self._on_call is not None
+        self._calls = {h: c for h, c in self._calls.items() if c.state.value != "closed"}
+        self._calls[call.handle] = call
         task = asyncio.ensure_future(self._on_call(BaresipIncoming(call, info, self)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -152,8 +156,23 @@ class BaresipEngine:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._end_open_calls()
         if self._runtime is not None:
             await self._runtime.close()
+
+    async def _end_open_calls(self) -> None:
+        """Before the runtime goes: every call still open in the stack (ringing, failed half-way, never
+        acknowledged) is ended, so that the stack is not torn down under calls in flight."""
+        open_calls = [c for c in self._calls.values() if c.state.value != "closed"]
+        self._calls.clear()
+
+        async def end(call: Call) -> None:
+            with contextlib.suppress(BaresipError):
+                await call.hangup()
+
+        if open_calls:
+            log.info("ending %d calls still open in the stack", len(open_calls))
+            await asyncio.wait([asyncio.ensure_future(end(c)) for c in open_calls], timeout=3)
 
 
 def trunk_config(s: Settings) -> TrunkConfig:

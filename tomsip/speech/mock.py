@@ -22,6 +22,7 @@ failure ends only that call.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from functools import lru_cache
 
@@ -41,6 +42,8 @@ HANGUP_DIGIT_TONE = (2600, 300)
 DIGIT_HZ = 2400
 CHUNK_MS = 200
 
+
+log = logging.getLogger("tomsip.speech.mock")
 
 def reply_tone(reply_number: int, speech_ms: int) -> tuple[int, int]:
     """The tone that answers the `reply_number`-th utterance of `speech_ms` milliseconds."""
@@ -116,6 +119,17 @@ def tone_pcm(hz: int, ms: int, level_dbfs: float = -12.0) -> bytes:
 
 class ToneSpeech:
     """TTS for "tone <Hz> <ms>" texts, streamed in 200 ms chunks like a real engine would."""
+
+    def __init__(self) -> None:
+        self._rates_ignored: set[float] = set()
+
+    def at_rate(self, rate: float) -> ToneSpeech:
+        """A policy's speaking_rate is accepted (so the shipped dialplans run on the mock) but not
+        applied: a tone's length is what the tests read back (the caller's speech length), so it stays."""
+        if rate not in self._rates_ignored:
+            self._rates_ignored.add(rate)
+            log.warning("mock pipeline: speaking_rate %.2f ignored; tones keep their lengths", rate)
+        return self
 
     async def synthesize(self, text: str) -> AsyncIterator[bytes]:
         words = text.split()

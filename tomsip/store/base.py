@@ -126,6 +126,22 @@ class Store(Protocol):
         replay, also from another node on the same Redis). Raises StoreUnavailable."""
         ...
 
+    # ---- browser conversation ids: one live conversation per id, across every node ----
+
+    async def claim_call_id(self, call_id: str, owner: str, ttl_s: float) -> bool:
+        """Take `call_id` for `owner` (one conversation on one node) for `ttl_s` seconds, atomically;
+        False if someone holds it. The owner refreshes it while the conversation lives, so a dead
+        node's claim lapses by itself. Raises StoreUnavailable."""
+        ...
+
+    async def refresh_call_ids(self, claims: dict[str, str], ttl_s: float) -> None:
+        """Extend the claims (call id -> owner) that are still held by those owners."""
+        ...
+
+    async def release_call_id(self, call_id: str, owner: str) -> None:
+        """Give `call_id` back, if `owner` still holds it; never raises."""
+        ...
+
     # ---- the learning loop: one flat hash per dialplan, and the episode log ----
 
     async def bandit_fields(self, context: str) -> dict[str, str]:

@@ -30,6 +30,7 @@ class MemoryStore:
         self._keep_ended = keep_ended
         self._bandit: dict[str, dict[str, str]] = {}
         self._nonces: dict[str, float] = {}
+        self._call_ids: dict[str, tuple[str, float]] = {}  # call id -> (owner, held until, monotonic)
         self._max_nonces = 100_000
         self._episode_log = episode_log
         self._episode_log_max = episode_log_max
@@ -61,6 +62,26 @@ class MemoryStore:
 
     async def close(self) -> None:
         return None
+
+    async def claim_call_id(self, call_id: str, owner: str, ttl_s: float) -> bool:
+        now = time.monotonic()
+        held = self._call_ids.get(call_id)
+        if held is not None and held[1] > now:
+            return False
+        self._call_ids[call_id] = (owner, now + ttl_s)
+        return True
+
+    async def refresh_call_ids(self, claims: dict[str, str], ttl_s: float) -> None:
+        until = time.monotonic() + ttl_s
+        for call_id, owner in claims.items():
+            held = self._call_ids.get(call_id)
+            if held is not None and held[0] == owner:
+                self._call_ids[call_id] = (owner, until)
+
+    async def release_call_id(self, call_id: str, owner: str) -> None:
+        held = self._call_ids.get(call_id)
+        if held is not None and held[0] == owner:
+            del self._call_ids[call_id]
 
     async def claim_nonce(self, nonce: str, ttl_s: int) -> bool:
         now = time.monotonic()

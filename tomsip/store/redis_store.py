@@ -34,6 +34,21 @@ EPISODE_STREAM = "episodes"
 # KEYS[1] the dialplan's bandit hash; ARGV[1] the policy, ARGV[2] the reward in [0, 1].
 # Mirrors tomsip.store.base.increment_posterior: missing fields start from Beta(1, 1), corrupt ones
 # (not numbers, not positive, not finite) are reset first and the script returns 1.
+# A claim is given back or extended only by the conversation that holds it (compare, then act, in one step).
+RELEASE_IF_OWNER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+REFRESH_IF_OWNER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+def claim_key(call_id: str) -> str:
+    return f"call_id_claim:{call_id}"
+
+
 UPDATE_POSTERIOR = """
 local fa, fb, fn = ARGV[1] .. ':alpha', ARGV[1] .. ':beta', ARGV[1] .. ':pulls'
 local raw = redis.call('HMGET', KEYS[1], fa, fb, fn)
@@ -94,6 +109,8 @@ class RedisStore:
         self._healthy = True
         self._episode_log_max = episode_log_max
         self._update_posterior = self._redis.register_script(UPDATE_POSTERIOR)
+        self._release_if_owner = self._redis.register_script(RELEASE_IF_OWNER)
+        self._refresh_if_owner = self._redis.register_script(REFRESH_IF_OWNER)
 
     shared = True  # every node on this Redis sees the same state
 
@@ -178,6 +195,26 @@ class RedisStore:
             return bool(await self._redis.ping())
         except (RedisError, OSError):
             return False
+
+    async def claim_call_id(self, call_id: str, owner: str, ttl_s: float) -> bool:
+        try:
+            return bool(await self._redis.set(claim_key(call_id), owner, nx=True, px=max(1, int(ttl_s * 1000))))
+        except (RedisError, OSError) as exc:
+            self._on_error("claim")
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def refresh_call_ids(self, claims: dict[str, str], ttl_s: float) -> None:
+        try:
+            for call_id, owner in claims.items():
+                await self._refresh_if_owner(keys=[claim_key(call_id)], args=[owner, max(1, int(ttl_s * 1000))])
+        except (RedisError, OSError):
+            self._on_error("claim")  # the next refresh tries again; a claim lapses only after its ttl
+
+    async def release_call_id(self, call_id: str, owner: str) -> None:
+        try:
+            await self._release_if_owner(keys=[claim_key(call_id)], args=[owner])
+        except (RedisError, OSError):
+            self._on_error("claim")  # it lapses by itself
 
     async def claim_nonce(self, nonce: str, ttl_s: int) -> bool:
         try:
