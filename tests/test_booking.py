@@ -111,3 +111,14 @@ def test_bad_dialplan_options_are_a_value_error() -> None:
         BookingOptions.from_options({"open_hours": "nine to five"})
     with pytest.raises(ValueError, match="open_days"):
         BookingOptions.from_options({"open_days": [1, 2]})
+
+
+def test_the_booking_conversation_tells_the_learning_loop_whether_it_booked() -> None:
+    from tomsip.speech.mock import MockConversation
+    from tomsip.speech.stages import KnowsOutcome
+
+    booking = BookingConversation(BookingOptions())
+    assert isinstance(booking, KnowsOutcome) and booking.task_completed is False
+    booking.booked = True
+    assert booking.task_completed is True
+    assert not isinstance(MockConversation(None), KnowsOutcome), "tones cannot tell: the call's outcome decides"

@@ -27,6 +27,7 @@ from tomsip.speech.calibration import Calibration
 from tomsip.speech.phrase_cache import CachedSpeech
 from tomsip.speech.stages import (
     Conversation,
+    KnowsOutcome,
     RateAdjustable,
     ReplyAudio,
     ReplyText,
@@ -186,8 +187,8 @@ class StagedBrain:
         return None  # barge-in is decided locally
 
     def task_completed(self) -> bool | None:
-        done = getattr(self._conversation, "task_completed", None)
-        return bool(done) if done is not None else None
+        conversation = self._conversation
+        return conversation.task_completed if isinstance(conversation, KnowsOutcome) else None
 
     def _count(self, exc: SpeechStageError) -> None:
         if self._metrics is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from tomsip.speech.calibration import Calibration
@@ -105,6 +105,15 @@ class Conversation(Protocol):
     """One call's responder state (history, slots)."""
 
     def respond(self, request: TurnRequest, transcript: Transcript | None) -> AsyncIterator[ReplyText]: ...
+
+
+@runtime_checkable
+class KnowsOutcome(Protocol):
+    """A conversation that can tell whether the caller got what they called for (the booking
+    responder can; a free chat cannot): an optional capability, checked with isinstance."""
+
+    @property
+    def task_completed(self) -> bool: ...
 
 
 class Responder(Protocol):
