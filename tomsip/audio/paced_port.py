@@ -211,7 +211,7 @@ class PacedPort(ABC):
             if reported is None:
                 return
             buffered = reported
-            self._in_flight -= max(0, self._in_flight - buffered)  # those went out since the last tick
+            self._in_flight = min(self._in_flight, buffered)  # the rest went out since the last tick
         want = self.TX_LEAD_FRAMES - buffered
         if want <= 0:
             return

@@ -63,7 +63,6 @@ class CallLedger:
         self._voice_to_voice_ms: list[float] = []
         self.last_words: dict[str, str] = {}  # role -> the latest transcript line, for the live calls view
         self.rating_source = ""
-        self.outcome = ""
 
     def state_changed(self, state: str) -> None:
         self.record.state = state
@@ -119,7 +118,6 @@ class CallLedger:
 
     def ended(self, outcome: str, turns: int) -> None:
         self._metrics.active_calls.dec()
-        self.outcome = outcome
         self.record.outcome = outcome
         self.save(ended=True)
         self._metrics.calls.labels(outcome=outcome).inc()
@@ -134,7 +132,7 @@ class CallLedger:
         latencies = self._voice_to_voice_ms
         done = conduct.task_completed
         return CallSignals(
-            task_completed=done if done is not None else self.outcome == "completed",
+            task_completed=done if done is not None else self.record.outcome == "completed",
             hung_up_while_speaking=conduct.hung_up_while_speaking,
             barge_ins=conduct.barge_ins,
             turn_latency_ms=sum(latencies) / len(latencies) if latencies else None,
@@ -143,7 +141,7 @@ class CallLedger:
         )
 
     def summary(self, conduct: Conduct) -> CallSummary:
-        return CallSummary(self.record.call_id, self.outcome, self.signals(conduct), self.rating_source)
+        return CallSummary(self.record.call_id, self.record.outcome, self.signals(conduct), self.rating_source)
 
     def save(self, ended: bool = False) -> None:
         try:

@@ -14,6 +14,8 @@ import re
 import sys
 import time
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 call_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("call_id", default="-")
 
 _DIGITS = re.compile(r"\+?\d{4,}")
@@ -88,8 +90,6 @@ class ClientErrorFilter(logging.Filter):
     WARNING line with the status and the kind of error; everything else passes unchanged."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from aiohttp.http_exceptions import HttpProcessingError
-
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 400) < 500:
             record.levelno, record.levelname = logging.WARNING, "WARNING"
