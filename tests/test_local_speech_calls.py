@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import numpy as np
 import pytest
 
 from tests.support.caller import ConversingCaller, utterance
+from tests.support.hearing import heard
 from tests.support.rtp import RtpPeer
 from tests.support.server import TomsipServer
 from tests.support.sipp import run_sipp
-from tomsip.audio.frames import SAMPLE_RATE
 from tomsip.speech.local.whisper_stt import load_whisper
 
 pytestmark = pytest.mark.sip
@@ -25,14 +24,6 @@ pytestmark = pytest.mark.sip
 @pytest.fixture(scope="module")
 def whisper() -> object:
     return load_whisper(2)
-
-
-def heard(peer: RtpPeer, whisper: object) -> str:
-    """What a person on the phone heard, as whisper writes it (lower case, no punctuation)."""
-    audio = peer.decode(SAMPLE_RATE).astype(np.float32) / 32768.0
-    segments, _ = whisper.transcribe(audio, language="en", beam_size=1, condition_on_previous_text=False)  # type: ignore[attr-defined]
-    text = " ".join(s.text for s in segments).lower()
-    return "".join(c if c.isalnum() or c.isspace() else " " for c in text)
 
 
 @pytest.fixture

@@ -129,7 +129,9 @@ class App:
         calls per turn cycle (tomsip/call/conversation_limit.py)."""
         limit = self._conversations_allowed(pipeline)
         pace_s = TURN_EVERY_S / limit if limit < self.settings.max_calls else 0.0
-        return ConversationLimit(limit, pipeline.queue_wait_s, self.settings.speech_busy_ms / 1000, pace_s)
+        return ConversationLimit(
+            limit, pipeline.queue_wait_s, self.settings.speech_busy_ms / 1000, pace_s, pipeline.busy_reason
+        )
 
     def busy(self, to: str | None) -> str | None:
         """Why a new browser conversation to `to` is refused now (503), or None; `to` None: before the

@@ -11,17 +11,19 @@ import signal
 import sys
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tomsip.settings import Settings
 
 log = logging.getLogger("tomsip")
 
 
-def _add_settings_options(parser: argparse.ArgumentParser) -> None:
-    for name, field in Settings.model_fields.items():
+def _add_settings_options(
+    parser: argparse.ArgumentParser, model: type[BaseModel] = Settings, env_prefix: str = "TOMSIP_"
+) -> None:
+    for name, field in model.model_fields.items():
         flag = "--" + name.replace("_", "-")
-        env = "TOMSIP_" + name.upper()
+        env = env_prefix + name.upper()
         default = field.get_default(call_default_factory=True)
         shown = "unset" if default is None else default
         help_text = f"{field.description or ''} [env {env}; default {shown}]".replace("%", "%%")
@@ -64,6 +66,29 @@ def _exit_after_drain(code: int) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _speech_worker(args: argparse.Namespace) -> int:
+    """`tomsip speech-worker`: the offline models behind the OpenAI-compatible audio API."""
+    from tomsip.monitor.logs import setup_logging
+    from tomsip.speech.stages import PipelineError
+    from tomsip.speech.worker.server import serve_worker
+    from tomsip.speech.worker.settings import WorkerSettings
+
+    try:
+        overrides = {name: getattr(args, name) for name in WorkerSettings.model_fields if getattr(args, name, None)}
+        settings = WorkerSettings(**overrides)
+    except ValidationError as exc:
+        print(f"tomsip speech-worker: bad settings: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+    try:
+        code = asyncio.run(serve_worker(settings))
+    except (PipelineError, OSError) as exc:
+        log.error("speech worker start-up failed: %s", exc)
+        print(f"tomsip speech-worker: {exc}", file=sys.stderr)
+        return 2
+    return _exit_after_drain(code)
 
 
 def _calibrate(settings: Settings) -> int:
@@ -129,6 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     calibrate.add_argument("--config", help="TOML settings file (env TOMSIP_CONFIG_FILE)")
     _add_settings_options(calibrate)
+    worker = sub.add_parser(
+        "speech-worker",
+        help="serve the offline speech models over the OpenAI-compatible audio API",
+        description="POST /v1/audio/transcriptions and /v1/audio/speech (whisper and piper, batched, with a "
+        "bounded queue answered 503), GET /healthz and /metrics. tomsip nodes use it through TOMSIP_STT_URLS "
+        "and TOMSIP_TTS_URLS. SIGTERM drains and exits 0.",
+    )
+    from tomsip.speech.worker.settings import WorkerSettings
+
+    _add_settings_options(worker, WorkerSettings, "TOMSIP_WORKER_")
     token = sub.add_parser(
         "token",
         help="mint a development browser token",
@@ -142,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--private-key", help="PEM private key file for RS256/ES256")
     token.add_argument("--algorithm", help="default: the first of TOMSIP_JWT_ALGORITHMS")
     args = parser.parse_args(argv)
+    if args.command == "speech-worker":
+        return _speech_worker(args)
 
     from tomsip.monitor.logs import setup_logging
 

@@ -6,6 +6,7 @@ every field with its description, generated from this class.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -32,6 +33,7 @@ class TomlFileSource(PydanticBaseSettingsSource):
 
 
 KEY_FAMILY = {"HS": "shared secret", "RS": "RSA", "PS": "RSA", "ES": "EC"}  # by algorithm prefix
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOMSIP_", extra="ignore")
@@ -135,6 +137,31 @@ class Settings(BaseSettings):
     )
     phrase_cache_entries: int = Field(2000, ge=16, description="Sentences the phrase cache holds as PCM")
     phrase_cache_mb: int = Field(64, ge=1, description="PCM the phrase cache holds, in MB")
+    stt_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Speech workers for speech-to-text (comma-separated base URLs, e.g. http://10.0.0.5:8090); "
+        "unset: whisper runs in this process",
+    )
+    tts_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Speech workers for text-to-speech (comma-separated base URLs); unset: piper runs in this process",
+    )
+    speech_worker_key: SecretStr | None = Field(None, description="API key sent to the speech workers (Bearer)")
+    speech_worker_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="A speech worker that sends nothing for this long has failed the request"
+    )
+    speech_worker_probe_s: float = Field(
+        1.0, ge=0.2, le=60, description="How often speech workers' /healthz is checked"
+    )
+    speech_worker_slo_ms: int = Field(
+        1500,
+        ge=0,
+        le=30_000,
+        description="New calls are refused while every speech worker lately answered slower than this (0: off)",
+    )
+    speech_worker_start_wait_s: float = Field(
+        30.0, ge=0, le=600, description="At start-up, how long to wait for a speech worker to answer /healthz"
+    )
     llm_base_url: str | None = Field(None, description="OpenAI-compatible API base URL, e.g. https://host/v1")
     llm_model: str = Field("gpt-4o-mini", description="Chat model name for the llm pipeline")
     llm_api_key: SecretStr | None = Field(None, description="API key for the chat endpoint (Bearer)")
@@ -191,6 +218,17 @@ class Settings(BaseSettings):
     )
     vad_aggressiveness: int = Field(2, ge=0, le=3, description="webrtcvad mode 0..3")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level")
+
+    @field_validator("stt_urls", "tts_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [u.strip() for u in value.split(",") if u.strip()]
+        if isinstance(value, list):
+            bad = [u for u in value if not (isinstance(u, str) and re.fullmatch(r"https?://[^\s/]+(/\S*)?", u))]
+            if bad:
+                raise ValueError(f"speech worker URLs must be http(s)://host[:port][/path]; got {bad}")
+        return value
 
     @field_validator("jwt_algorithms", "trusted_proxies", mode="before")
     @classmethod

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Self
 
 from tests.support.net import free_port
 
@@ -19,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class TomsipServer:
+    command = "serve"
+
     def __init__(
         self, env: dict[str, str] | None = None, log_path: Path | None = None, tls_cert: Path | None = None
     ) -> None:
@@ -41,11 +44,15 @@ class TomsipServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_file = None
 
-    def start(self, timeout_s: float = 20) -> TomsipServer:
+    def start(self, timeout_s: float = 20) -> Self:
         env = {**os.environ, **self.env}
         self._log_file = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tomsip", "serve"], cwd=ROOT, env=env, stdout=self._log_file, stderr=self._log_file
+            [sys.executable, "-m", "tomsip", self.command],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log_file,
+            stderr=self._log_file,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -31,12 +31,14 @@ class ConversationLimit:
         queue_wait_s: Callable[[], float] = lambda: 0.0,
         busy_after_s: float = 0.0,
         pace_s: float = 0.0,
+        busy_reason: Callable[[], str | None] = lambda: None,
     ) -> None:
         if limit < 1:
             raise ValueError("the conversation limit must be at least 1")
         self.limit = limit
         self.pace_s = pace_s
         self._queue_wait_s = queue_wait_s
+        self._busy_reason = busy_reason
         self._busy_after_s = busy_after_s
         self._next_answer = -math.inf
 
@@ -52,12 +54,14 @@ class ConversationLimit:
         return at - now
 
     def refuse_reason(self, active: int) -> str | None:
-        """None to admit one more; otherwise "conversations" (the limit) or "speech_busy" (live pressure)."""
+        """None to admit one more; otherwise "conversations" (the limit), "speech_busy" (this node's
+        jobs wait too long) or the speech workers' reason (down, busy, slow: shared with other nodes,
+        so it holds even while this node carries nothing)."""
         if active >= self.limit:
             return "conversations"
         if self._busy_after_s and active > 0 and self._queue_wait_s() > self._busy_after_s:
             return "speech_busy"
-        return None
+        return self._busy_reason()
 
 
 class ConversationRefused(RuntimeError):

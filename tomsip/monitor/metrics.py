@@ -67,6 +67,28 @@ class Metrics:
             buckets=(100, 200, 300, 400, 500, 750, 1000, 1500, 2000, 3000, 5000),
             registry=r,
         )
+        self.speech_worker_requests = Counter(
+            "tomsip_speech_worker_requests_total",
+            "Requests to remote speech workers, by stage, worker and outcome (ok, busy, failed)",
+            ["stage", "worker", "outcome"],
+            registry=r,
+        )
+        self.speech_worker_seconds = Histogram(
+            "tomsip_speech_worker_seconds",
+            "Round trip of a remote speech request, to the transcript or to the first audio",
+            ["stage"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.speech_workers_up = Gauge(
+            "tomsip_speech_workers_up", "Remote speech workers answering their health check", ["stage"], registry=r
+        )
+        self.speech_workers_ready = Gauge(
+            "tomsip_speech_workers_ready",
+            "Remote speech workers up and neither full nor busy: 0 refuses new calls at the door",
+            ["stage"],
+            registry=r,
+        )
         self.speculative_stt = Counter(
             "tomsip_speculative_stt_total",
             "Transcriptions started during the caller's pause, by what became of them",

@@ -69,6 +69,11 @@ class BatchingPool(Generic[In, Out]):
             thread.start()
 
     @property
+    def capacity(self) -> int:
+        """Jobs running and queued before a new one is refused."""
+        return self._capacity
+
+    @property
     def in_flight(self) -> int:
         """Jobs queued or running."""
         return self._in_flight

@@ -63,14 +63,25 @@ class InferencePool:
         self.name = name
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"tomsip-{name}")
         self._capacity = workers + max_pending
+        self._workers = workers
         self._in_flight = 0
         self._lock = threading.Lock()
         self._queue_wait = queue_wait.labels(stage=name) if queue_wait is not None else None
         self.recent_wait = RecentWait()
 
     @property
+    def capacity(self) -> int:
+        """Jobs running and queued before a new one is refused."""
+        return self._capacity
+
+    @property
     def in_flight(self) -> int:
         return self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        """Jobs queued behind busy threads."""
+        return max(0, self._in_flight - self._workers)
 
     async def run(self, fn: Callable[[], T]) -> T:
         """Run `fn` on a worker. Cancelling the caller drops the result; a job already running finishes

@@ -399,6 +399,9 @@ class RealtimePipeline:
     def calibrate(self, cpu_budget: float) -> None:
         return None  # the hosted backend carries the speech; this machine only relays audio
 
+    def busy_reason(self) -> None:
+        return None  # the hosted backend's capacity shows as errors in a call, not before one
+
     def queue_wait_s(self) -> float:
         return 0.0
 

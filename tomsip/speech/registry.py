@@ -8,6 +8,9 @@ message instead of failing the first call.
 | local    | faster-whisper     | the dialplan's rule responder       | piper        |
 | llm      | faster-whisper     | OpenAI-compatible chat completions  | piper        |
 | realtime | one hosted speech-to-speech session (OpenAI Realtime protocol) |  |
+
+With TOMSIP_STT_URLS / TOMSIP_TTS_URLS, `local` and `llm` send that stage to speech workers instead
+(tomsip/speech/remote/), and this process loads that model not at all.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from tomsip.speech.stages import Pipeline, PipelineError
 
 if TYPE_CHECKING:  # the offline stack is imported only when a pipeline needs it (it loads models)
     from tomsip.speech.local.pipeline import OfflineSpeechConfig
+    from tomsip.speech.remote.workers import RemoteSpeechConfig
 
 
 def _mock(settings: Settings, metrics: Metrics) -> Pipeline:
@@ -45,11 +49,29 @@ def _offline(settings: Settings) -> OfflineSpeechConfig:
     )
 
 
+def _remote(settings: Settings) -> RemoteSpeechConfig | None:
+    """Where STT and TTS run when speech workers are configured; None: both in this process."""
+    if not (settings.stt_urls or settings.tts_urls):
+        return None
+    from tomsip.speech.remote.workers import RemoteSpeechConfig
+
+    key = settings.speech_worker_key.get_secret_value() if settings.speech_worker_key else None
+    return RemoteSpeechConfig(
+        tuple(settings.stt_urls),
+        tuple(settings.tts_urls),
+        key,
+        settings.speech_worker_timeout_s,
+        settings.speech_worker_probe_s,
+        settings.speech_worker_slo_ms,
+        settings.speech_worker_start_wait_s,
+    )
+
+
 def _local(settings: Settings, metrics: Metrics) -> Pipeline:
     from tomsip.speech.booking import BookingResponder
     from tomsip.speech.local.pipeline import build_offline_pipeline
 
-    return build_offline_pipeline("local", BookingResponder(), _offline(settings), metrics)
+    return build_offline_pipeline("local", BookingResponder(), _offline(settings), metrics, remote=_remote(settings))
 
 
 def _llm(settings: Settings, metrics: Metrics) -> Pipeline:
@@ -63,7 +85,9 @@ def _llm(settings: Settings, metrics: Metrics) -> Pipeline:
         settings.llm_base_url, settings.llm_model, key, settings.llm_timeout_s, settings.llm_max_history
     )
     client = ChatClient(config)
-    return build_offline_pipeline("llm", ChatResponder(client), _offline(settings), metrics, client.close, client.probe)
+    return build_offline_pipeline(
+        "llm", ChatResponder(client), _offline(settings), metrics, client.close, client.probe, _remote(settings)
+    )
 
 
 def _realtime(settings: Settings, metrics: Metrics) -> Pipeline:

@@ -215,10 +215,12 @@ class StagedPipeline:
         deadline_ms: int = 0,
         calibrator: Callable[[float], Calibration] | None = None,
         queue_wait_s: Callable[[], float] | None = None,
+        busy_reason: Callable[[], str | None] | None = None,
     ) -> None:
         self.name = name
         self._calibrator = calibrator
         self._queue_wait_s = queue_wait_s
+        self._busy_reason = busy_reason
         self._stt = stt
         self._responder = responder
         self._tts = tts
@@ -272,6 +274,9 @@ class StagedPipeline:
 
     def queue_wait_s(self) -> float:
         return self._queue_wait_s() if self._queue_wait_s is not None else 0.0
+
+    def busy_reason(self) -> str | None:
+        return self._busy_reason() if self._busy_reason is not None else None
 
     async def probe(self) -> dict[str, object]:
         """Local stages are loaded and in memory; a hosted stage is asked."""

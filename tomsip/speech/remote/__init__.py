@@ -1,0 +1,1 @@
+"""Speech stages served by speech workers over the OpenAI-compatible audio API."""

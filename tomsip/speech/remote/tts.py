@@ -1,0 +1,125 @@
+"""Text-to-speech in a speech worker, streamed: the reply's audio is played as it arrives.
+
+The request asks for `pcm` at the node's own 16 kHz (an extension the worker understands; another
+server of the API ignores it and answers 24 kHz, which the `rate=` of its type says and which is then
+converted). A worker that fails before the first byte is replaced by the next one; one that breaks
+off mid-sentence ends this reply with the apology (what was already heard stays heard).
+
+`speak_sync` is the blocking path of start-up: the phrase cache pins the greeting, the apology and
+the filler through it, so being busy later never needs a worker.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator
+
+import aiohttp
+
+from tomsip.audio.frames import SAMPLE_RATE
+from tomsip.audio.resample import resample_once
+from tomsip.speech.remote.workers import SpeechWorkers, Worker, WorkerFailed, WorkerFull, queue_wait_s, retry_after_s
+from tomsip.speech.stages import PipelineError, SpeechStageError
+
+READ_BYTES = 3200  # 100 ms at 16 kHz: what the reply's playout is fed per read at most
+
+
+class RemoteSpeech:
+    def __init__(self, workers: SpeechWorkers, speed: float = 1.0, voice: str = "joe", model: str = "tts-1") -> None:
+        self.workers = workers
+        self._speed = speed
+        self._voice = voice
+        self._model = model
+
+    def at_rate(self, rate: float) -> RemoteSpeech:
+        return RemoteSpeech(self.workers, rate, self._voice, self._model)
+
+    def _body(self, text: str) -> dict[str, object]:
+        return {
+            "model": self._model,
+            "input": text,
+            "voice": self._voice,
+            "response_format": "pcm",
+            "speed": self._speed,
+            "sample_rate": SAMPLE_RATE,
+        }
+
+    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+        workers = self.workers
+        started = time.perf_counter()
+        worker, response = await workers.call(lambda worker: self._open(worker, text))
+        rate = _rate(response.headers.get("Content-Type", ""))
+        carry = b""
+        try:
+            while True:
+                try:
+                    chunk = await response.content.read(READ_BYTES)
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    workers.mark_down(worker, f"broke off a reply ({type(exc).__name__})")
+                    raise SpeechStageError(workers.backend, "broken", type(exc).__name__) from None
+                if not chunk:
+                    break
+                if started:
+                    workers.served_first_audio(time.perf_counter() - started)
+                    started = 0.0
+                chunk, carry = _even(carry + chunk)
+                if chunk:
+                    yield chunk if rate == SAMPLE_RATE else resample_once(chunk, rate, SAMPLE_RATE)
+        finally:
+            response.release()
+
+    async def _open(self, worker: Worker, text: str) -> tuple[Worker, aiohttp.ClientResponse]:
+        """The worker and its response with its status read (200), the body still to stream."""
+        url = worker.url + "/v1/audio/speech"
+        try:
+            response = await self.workers.http.session().post(url, json=self._body(text))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise WorkerFailed(type(exc).__name__) from None
+        self.workers.heard_wait(queue_wait_s(response))
+        if response.status == 200:
+            return worker, response
+        response.release()
+        if response.status == 503:
+            raise WorkerFull(retry_after_s(response))
+        if response.status >= 500:
+            raise WorkerFailed(f"http {response.status}")
+        raise SpeechStageError(self.workers.backend, f"http_{response.status}")
+
+    def speak_sync(self, sentence: str) -> bytes:
+        """One sentence, blocking (start-up): every worker that is up is tried in turn."""
+        data = json.dumps(self._body(sentence)).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.workers.config.api_key:
+            headers["Authorization"] = f"Bearer {self.workers.config.api_key}"
+        problems = []
+        for worker in self.workers.workers:
+            if not worker.up:
+                continue
+            request = urllib.request.Request(worker.url + "/v1/audio/speech", data, headers)
+            try:
+                with urllib.request.urlopen(request, timeout=self.workers.config.timeout_s * 4) as resp:
+                    rate = _rate(resp.headers.get("Content-Type", ""))
+                    pcm, _ = _even(resp.read())
+                    return pcm if rate == SAMPLE_RATE else resample_once(pcm, rate, SAMPLE_RATE)
+            except urllib.error.HTTPError as exc:
+                problems.append(f"{worker.url}: http {exc.code}")
+                if exc.code in (400, 401, 403):
+                    break  # the same request gets the same answer elsewhere
+            except OSError as exc:
+                problems.append(f"{worker.url}: {type(exc).__name__}")
+        raise PipelineError(f"no TTS worker could speak a start-up phrase ({'; '.join(problems) or 'none up'})")
+
+
+def _rate(content_type: str) -> int:
+    match = re.search(r"rate=(\d+)", content_type)
+    return int(match.group(1)) if match else 24000  # OpenAI's pcm
+
+
+def _even(data: bytes) -> tuple[bytes, bytes]:
+    """Whole samples, and the odd byte left for the next read."""
+    cut = len(data) - len(data) % 2
+    return data[:cut], data[cut:]
