@@ -16,7 +16,12 @@ completed (booked, rated, goodbye), 0 dropped, 0 turns without a reply and p90 v
 against a server with its default, calibrated admission: every answered call must finish, the excess
 must be refused at the door, and the admitted calls' p90 must stay <= 1,500 ms.
 
-    bench/conversations [--steps 8,16,24,32] [--ramp-s 0.5] [--overload 3,10] [--skip-overload]
+    bench/conversations [--steps 8,16,24,32] [--ramp-s 0.5] [--overload 3,10] [--skip-overload] [--remote]
+
+With --remote the node loads no model: its STT and TTS go to one `tomsip speech-worker` process on
+the same machine (TOMSIP_STT_URLS / TOMSIP_TTS_URLS), and each line adds the node's CPU and RSS per
+call in progress and the worker's CPU per conversation-minute and RSS. Node, worker, callers and SIPp
+share the same cores, so the figures say where the CPU goes, not what a separate box would carry.
 
 Loopback only, inside `unshare -n` (the wrapper script); every run is bounded in calls and time.
 """
@@ -41,6 +46,7 @@ from tests.support.caller_crowd import CallerCrowd, Utterance, utterance_packets
 from tests.support.net import free_port  # noqa: E402
 from tests.support.process import cpu_seconds, rss_mb  # noqa: E402
 from tests.support.server import TomsipServer  # noqa: E402
+from tests.support.speech_worker import SpeechWorkerProcess  # noqa: E402
 
 SCENARIO = ROOT / "sipp_scenarios" / "converse_or_busy.xml"
 # A three-turn booking, then the rating question answered by voice. The SLO is judged on the three
@@ -76,6 +82,9 @@ class StepResult:
     peak_active: int = 0
     seconds_at_peak: int = 0  # seconds with at least 90 % of the peak in progress
     sipp_failed: int = 0
+    worker_cpu_s_per_conversation_min: float | None = None  # --remote: the speech worker's share
+    worker_rss_mb: float = 0.0
+    node_idle_rss_mb: float = 0.0
 
     def p(self, q: float) -> float:
         return float(np.percentile(self.v2v_ms, q)) if self.v2v_ms else float("nan")
@@ -94,6 +103,18 @@ class StepResult:
             f"voice-to-voice (booking turns) {v2v} | CPU {self.cpu_core_share:.0%} of a core, "
             f"{self.cpu_s_per_conversation_min:.1f} s per conversation-minute | RSS {self.rss_mb:.0f} MB | "
             f"peak {self.peak_active} in progress ({self.seconds_at_peak} s at 90 % of it)"
+        ) + self.remote_line()
+
+    def remote_line(self) -> str:
+        if self.worker_cpu_s_per_conversation_min is None:
+            return ""
+        per_call_cpu = self.cpu_core_share / self.peak_active if self.peak_active else 0.0
+        per_call_rss = (self.rss_mb - self.node_idle_rss_mb) / self.peak_active if self.peak_active else 0.0
+        return (
+            f"\n        remote speech: SIP node {per_call_cpu:.2%} of a core and {per_call_rss:.2f} MB RSS per call in "
+            f"progress (idle RSS {self.node_idle_rss_mb:.0f} MB); speech worker "
+            f"{self.worker_cpu_s_per_conversation_min:.1f} s CPU per conversation-minute, "
+            f"RSS {self.worker_rss_mb:.0f} MB"
         )
 
     def by_turn(self) -> str:
@@ -159,13 +180,19 @@ def sipp_command(sip_port: int, calls: int, ramp_s: float, inf: Path) -> list[st
     ]  # fmt: skip
 
 
-async def converse(server: TomsipServer, calls: int, ramp_s: float, speech: list[Utterance]) -> StepResult:
+async def converse(
+    server: TomsipServer, calls: int, ramp_s: float, speech: list[Utterance], worker: TomsipServer | None = None
+) -> StepResult:
     result = StepResult(calls)
     crowd = CallerCrowd(calls, speech)
     ports = await crowd.open()
     pid = server.proc.pid if server.proc else 0
+    worker_pid = worker.proc.pid if worker is not None and worker.proc else 0
     before = server.metrics()
     cpu_before = cpu_seconds(pid)
+    worker_cpu_before = cpu_seconds(worker_pid) if worker_pid else 0.0
+    result.node_idle_rss_mb = rss_mb(pid)
+    worker_before = worker.metrics() if worker is not None else {}
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         inf = Path(tmp) / "calls.csv"
@@ -185,6 +212,8 @@ async def converse(server: TomsipServer, calls: int, ramp_s: float, speech: list
             nonlocal rss
             while not done.done():
                 rss = max(rss, rss_mb(pid))
+                if worker_pid:
+                    result.worker_rss_mb = max(result.worker_rss_mb, rss_mb(worker_pid))
                 active.append(int(await asyncio.to_thread(server.metric, "tomsip_active_calls")))
                 await asyncio.sleep(1)
 
@@ -212,10 +241,18 @@ async def converse(server: TomsipServer, calls: int, ramp_s: float, speech: list
     result.errors = int(delta('tomsip_calls_total{outcome="error"}'))
     result.completed = int(delta('tomsip_calls_total{outcome="completed"}'))
     batches = delta("tomsip_stt_batch_size_count")
+    recognized = delta("tomsip_stt_batch_size_sum")
+    if worker is not None:  # the node recognises nothing itself: the worker's batches
+        worker_after = worker.metrics()
+        batches, recognized = (
+            worker_after.get(f"tomsip_worker_stt_batch_size_{k}", 0.0)
+            - worker_before.get(f"tomsip_worker_stt_batch_size_{k}", 0.0)
+            for k in ("count", "sum")
+        )
     used, stale = (delta(f'tomsip_speculative_stt_total{{outcome="{o}"}}') for o in ("used", "stale"))
     made, cached = (delta(f'tomsip_tts_sentences_total{{source="{o}"}}') for o in ("synthesized", "cache"))
     result.speech = (
-        f"STT {delta('tomsip_stt_batch_size_sum'):.0f} utterances in {batches:.0f} passes; speculative: "
+        f"STT {recognized:.0f} utterances in {batches:.0f} passes; speculative: "
         f"{used:.0f} used, {stale:.0f} stale; TTS sentences {made:.0f} synthesized, {cached:.0f} from the cache"
     )
     result.fillers = int(delta("tomsip_fillers_total"))
@@ -240,6 +277,9 @@ async def converse(server: TomsipServer, calls: int, ramp_s: float, speech: list
     result.dropped = max(result.dropped, result.errors)
     result.cpu_core_share = cpu / elapsed
     result.cpu_s_per_conversation_min = cpu / (conversation_s / 60) if conversation_s else 0.0
+    if worker_pid:
+        worker_cpu = cpu_seconds(worker_pid) - worker_cpu_before
+        result.worker_cpu_s_per_conversation_min = worker_cpu / (conversation_s / 60) if conversation_s else 0.0
     return result
 
 
@@ -258,6 +298,12 @@ def sipp_refusals(folder: Path) -> dict[str, int]:
                     if int(last[i]):
                         refused[code] = refused.get(code, 0) + int(last[i])
     return refused
+
+
+def start_worker(log: Path) -> SpeechWorkerProcess:
+    """The speech worker of --remote: the node's own inference settings (two STT threads of one CPU
+    thread each, batches of up to 8, two TTS threads)."""
+    return SpeechWorkerProcess({"TOMSIP_WORKER_STT_WORKERS": "2", "TOMSIP_WORKER_TTS_WORKERS": "2"}, log).start()
 
 
 def start_server(log: Path, env: dict[str, str]) -> TomsipServer:
@@ -281,50 +327,73 @@ def main() -> int:
     parser.add_argument("--skip-overload", action="store_true")
     parser.add_argument("--env", action="append", default=[], help="extra TOMSIP_X=Y for the server under test")
     parser.add_argument("--logs", type=Path, help="keep the servers' logs in this folder")
+    parser.add_argument("--remote", action="store_true", help="the node's speech runs in a speech-worker process")
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.env)
+    worker: SpeechWorkerProcess | None = None
     speech = caller_speech()
     steps = [int(s) for s in args.steps.split(",")]
     with tempfile.TemporaryDirectory() as scratch:
         tmp = args.logs or Path(scratch)
         tmp.mkdir(parents=True, exist_ok=True)
-        print(f"capacity: staggered arrivals, one every {args.ramp_s:g} s; admission open (no conversation limit)")
-        opened = {"TOMSIP_MAX_CONVERSATIONS": "250", "TOMSIP_SPEECH_BUSY_MS": "0"}
-        server = start_server(Path(tmp) / "capacity.log", {**opened, **extra})
-        best = 0
+        if args.remote:
+            worker = start_worker(Path(tmp) / "worker.log")
+            extra = {"TOMSIP_STT_URLS": worker.url, "TOMSIP_TTS_URLS": worker.url, **extra}
+            print(f"remote: STT and TTS in one speech-worker process ({worker.url}); the node loads no model")
         try:
-            for n in steps:
-                result = asyncio.run(converse(server, n, args.ramp_s, speech))
-                print("  " + result.line(), flush=True)
-                print("        by turn (ms): " + result.by_turn(), flush=True)
-                print("        speech: " + result.speech, flush=True)
-                if result.within_slo(args.slo_p90_ms):
-                    best = n
-                else:
-                    break
+            return run_steps(args, extra, speech, steps, Path(tmp), worker)
         finally:
-            server.stop()
-            errors = [line for line in server.log_text().splitlines() if "level=error" in line]
-            if errors:
-                print(f"  server log: {len(errors)} ERROR lines, first: {errors[0][:200]}")
-        print(
-            f"largest N with every answered call completed, 0 dropped, 0 turns without a reply and p90 <= "
-            f"{args.slo_p90_ms:.0f} ms: {best}"
-        )
-        if args.skip_overload or not best:
-            return 0
-        server = start_server(Path(tmp) / "overload.log", extra)
-        try:
-            limit = int(server.metric('tomsip_conversation_limit{pipeline="local"}'))
-            print(f"overload: the server's own admission (calibrated conversation limit {limit})")
-            for factor in (int(f) for f in args.overload.split(",")):
-                result = asyncio.run(converse(server, factor * best, args.ramp_s / factor, speech))
-                verdict = "ok" if result.within_slo(args.overload_p90_ms) else "MISSED"
-                print(f"  {factor:2d}x: " + result.line() + f"  [{verdict}]", flush=True)
-        finally:
-            server.stop()
-            errors = [line for line in server.log_text().splitlines() if "level=error" in line]
-            print(f"  server log: {len(errors)} ERROR lines" + (f", first: {errors[0][:200]}" if errors else ""))
+            if worker is not None:
+                code = worker.stop()
+                errors = [line for line in worker.log_text().splitlines() if "level=error" in line]
+                print(f"  speech worker: exit {code}, {len(errors)} ERROR lines")
+
+
+def run_steps(
+    args: argparse.Namespace,
+    extra: dict[str, str],
+    speech: list[Utterance],
+    steps: list[int],
+    tmp: Path,
+    worker: SpeechWorkerProcess | None,
+) -> int:
+    print(f"capacity: staggered arrivals, one every {args.ramp_s:g} s; admission open (no conversation limit)")
+    opened = {"TOMSIP_MAX_CONVERSATIONS": "250", "TOMSIP_SPEECH_BUSY_MS": "0"}
+    server = start_server(Path(tmp) / "capacity.log", {**opened, **extra})
+    best = 0
+    try:
+        for n in steps:
+            result = asyncio.run(converse(server, n, args.ramp_s, speech, worker))
+            print("  " + result.line(), flush=True)
+            print("        by turn (ms): " + result.by_turn(), flush=True)
+            print("        speech: " + result.speech, flush=True)
+            if result.within_slo(args.slo_p90_ms):
+                best = n
+            else:
+                break
+    finally:
+        server.stop()
+        errors = [line for line in server.log_text().splitlines() if "level=error" in line]
+        if errors:
+            print(f"  server log: {len(errors)} ERROR lines, first: {errors[0][:200]}")
+    print(
+        f"largest N with every answered call completed, 0 dropped, 0 turns without a reply and p90 <= "
+        f"{args.slo_p90_ms:.0f} ms: {best}"
+    )
+    if args.skip_overload or not best:
+        return 0
+    server = start_server(Path(tmp) / "overload.log", extra)
+    try:
+        limit = int(server.metric('tomsip_conversation_limit{pipeline="local"}'))
+        print(f"overload: the server's own admission (calibrated conversation limit {limit})")
+        for factor in (int(f) for f in args.overload.split(",")):
+            result = asyncio.run(converse(server, factor * best, args.ramp_s / factor, speech, worker))
+            verdict = "ok" if result.within_slo(args.overload_p90_ms) else "MISSED"
+            print(f"  {factor:2d}x: " + result.line() + f"  [{verdict}]", flush=True)
+    finally:
+        server.stop()
+        errors = [line for line in server.log_text().splitlines() if "level=error" in line]
+        print(f"  server log: {len(errors)} ERROR lines" + (f", first: {errors[0][:200]}" if errors else ""))
     return 0
 
 

@@ -148,9 +148,7 @@ async def test_a_live_call_id_is_refused_on_every_node_and_free_again_when_it_en
     assert await refused_reason(second, cid, token(cid)) == (101, "")
 
 
-async def test_a_dead_nodes_call_ids_come_free_after_the_claim_ttl(
-    make_server, redis_server: RedisServer
-) -> None:  # type: ignore[no-untyped-def]
+async def test_a_dead_nodes_call_ids_come_free_after_the_claim_ttl(make_server, redis_server: RedisServer) -> None:  # type: ignore[no-untyped-def]
     env = {"TOMSIP_JWT_SECRET": SECRET, "TOMSIP_REDIS_URL": redis_server.url, "TOMSIP_CALL_ID_CLAIM_TTL_S": "3"}
     doomed, survivor = make_server(**env), make_server(**env)
     cid = new_call_id()

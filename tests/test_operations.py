@@ -93,6 +93,25 @@ def test_compose_is_hardened_and_its_addresses_agree() -> None:
         == services["nginx"]["networks"]["tomsip"]["ipv4_address"]
     )
 
+    workers = {n: s for n, s in services.items() if n.startswith("speech-worker")}
+    assert len(workers) == 2, "two speech workers carry the nodes' STT and TTS"
+    worker_urls = sorted(f"http://{w['networks']['tomsip']['ipv4_address']}:8090" for w in workers.values())
+    for name, service in nodes.items():
+        env = service["environment"]
+        assert sorted(env["TOMSIP_STT_URLS"].split(",")) == worker_urls, name
+        assert sorted(env["TOMSIP_TTS_URLS"].split(",")) == worker_urls, name
+        assert env["TOMSIP_SPEECH_WORKER_KEY"].startswith("${TOMSIP_SPEECH_WORKER_KEY:?"), "the key is required"
+        assert set(workers) <= set(service["depends_on"]), f"{name} starts once the workers answer"
+    for name, worker in workers.items():
+        assert worker["command"] == ["tomsip", "speech-worker"], name
+        assert (
+            worker["environment"]["TOMSIP_WORKER_API_KEY"]
+            == nodes["tomsip-1"]["environment"]["TOMSIP_SPEECH_WORKER_KEY"]
+        ), name
+        assert "8090/healthz" in " ".join(worker["healthcheck"]["test"]), name
+    scraped = prometheus["scrape_configs"][1]["static_configs"][0]["targets"]
+    assert sorted(scraped) == sorted(f"{n}:8090" for n in workers)
+
 
 # Like the container: / read-only, one tmpfs for runtime files ($WRITABLE, which HOME and TMPDIR
 # name; the image mounts it at /tmp, but a checkout may itself live under /tmp, so not here).

@@ -12,6 +12,7 @@ this file does not run.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -40,6 +41,11 @@ def sh_blocks() -> list[list[str]]:
         lines = [re.sub(r"\s+#\s.*$", "", line).rstrip() for line in block.splitlines()]
         out.append([line for line in lines if line])
     return out
+
+
+def block(first: str) -> list[str]:
+    """The sh block whose first command starts with `first`."""
+    return next(lines for lines in sh_blocks() if lines[0].startswith(first))
 
 
 def env() -> dict[str, str]:
@@ -89,12 +95,15 @@ def readme_server() -> Iterator[None]:
 
 def test_the_readme_shows_the_commands_this_file_runs() -> None:
     blocks = sh_blocks()
-    assert len(blocks) == 3, "a new sh block in the README needs a test here"
+    assert len(blocks) == 4, "a new sh block in the README needs a test here"
     assert "bash scripts/test" in blocks[0][1] and SERVE.search(blocks[0][0])
     assert blocks[1][0] == "cd sipp_scenarios" and blocks[1][-1].startswith("sipp ")
-    assert "tomsip serve &" in blocks[2] and blocks[2][-1].startswith("tomsip token")
+    browser = block("export TOMSIP_JWT_SECRET")
+    assert "tomsip serve &" in browser and browser[-1].startswith("tomsip token")
     inline = set(re.findall(r"`(tomsip [a-z]+)", README))
-    assert inline <= {"tomsip serve", "tomsip token", "tomsip calibrate", "tomsip learn"}, inline
+    speech = block("tomsip speech-worker &")
+    assert speech[-1].endswith("tomsip serve &")
+    assert inline <= {"tomsip serve", "tomsip token", "tomsip calibrate", "tomsip learn", "tomsip speech"}, inline
 
 
 def test_placing_a_test_call_as_the_readme_shows(readme_server: None) -> None:
@@ -104,7 +113,7 @@ def test_placing_a_test_call_as_the_readme_shows(readme_server: None) -> None:
 
 
 async def test_the_browser_block_serves_and_mints_a_token_the_server_takes(tmp_path: Path) -> None:
-    lines = sh_blocks()[2]
+    lines = block("export TOMSIP_JWT_SECRET")
     script = "\n".join([*lines, 'echo "server=$!"'])
     # A file, not a pipe: the server the block leaves running in the background keeps its stdout.
     with open(tmp_path / "out", "wb") as stdout:
@@ -132,6 +141,45 @@ async def test_the_browser_block_serves_and_mints_a_token_the_server_takes(tmp_p
             time.sleep(0.2)
 
 
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_the_speech_worker_block_serves_a_node_that_loads_no_model(tmp_path: Path) -> None:
+    """The worker starts, speaks and transcribes for curl, and the node it serves comes up with the
+    offline default (TOMSIP_PIPELINE unset) yet without a model runtime in its memory."""
+    script = []
+    for line in block("tomsip speech-worker &"):
+        script.append(line)
+        if line.endswith("&"):
+            script.append('echo "pid=$!"')
+    node_env = {k: v for k, v in env().items() if k != "TOMSIP_PIPELINE"}
+    with open(tmp_path / "out", "wb") as stdout:
+        done = subprocess.run(["sh", "-c", "\n".join(script)], cwd=ROOT, env=node_env, stdout=stdout, timeout=120)
+    out = (tmp_path / "out").read_text()
+    pids = [int(p) for p in re.findall(r"pid=(\d+)", out)]
+    try:
+        assert done.returncode == 0 and len(pids) == 2, out
+        assert "tuesday" in out.lower(), f"curl's transcription of the worker's own speech: {out!r}"
+        wait_ready(90)
+        with urllib.request.urlopen("http://127.0.0.1:8080/healthz/speech_api", timeout=5) as resp:
+            probe = json.loads(resp.read())
+        assert probe["stt_workers"] == {"http://127.0.0.1:8090": "up"}, probe
+        maps = Path(f"/proc/{pids[1]}/maps").read_text()
+        assert "ctranslate2" not in maps and "onnxruntime" not in maps, "the node loads no model"
+    finally:
+        for pid in reversed(pids):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 40
+        while not all(_gone(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert all(_gone(pid) for pid in pids)
+
+
 @pytest.mark.parametrize(
     "command",
     [
@@ -139,6 +187,7 @@ async def test_the_browser_block_serves_and_mints_a_token_the_server_takes(tmp_p
         "tomsip calibrate",
         "TOMSIP_EPISODE_LOG=/dev/null tomsip learn status",  # it reads the server's log or its Redis
         "TOMSIP_JWT_SECRET=x tomsip token --call-id demo-1 --sub me",
+        "tomsip speech-worker --help",
     ],
 )
 def test_inline_commands_run(command: str) -> None:

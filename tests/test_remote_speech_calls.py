@@ -101,8 +101,10 @@ def test_two_nodes_without_models_share_one_worker(
         for node, peer, result in zip(nodes, peers, results, strict=True):
             assert result.ok, result.errors
             words = heard(peer, whisper)
-            for expected in ("which day", "tuesday", "that for you", "booked", "bye"):
+            for expected in ("which day", "tuesday", "that for you", "bye"):
                 assert expected in words, f"{expected!r} not in what the caller heard: {words!r}"
+            # "You're booked" is one piper take per node; whisper tiny hears some as "you are both"
+            assert "booked" in words or "you are both" in words, words
             assert node.wait_metric('tomsip_calls_total{outcome="completed"}', 1) == 1
             served = node.metric(
                 f'tomsip_speech_worker_requests_total{{outcome="ok",stage="stt",worker="{worker.url}"}}'
@@ -134,7 +136,7 @@ def test_a_worker_stopped_mid_call_sends_the_next_turn_to_the_other(
         assert killed and len(caller.spoke_at) == 2 and killed[0] < caller.spoke_at[1][0]
         assert result.ok, result.errors
         words = heard(peer, whisper)
-        assert "booked" in words and "bye" in words, words
+        assert ("booked" in words or "you are both" in words) and "bye" in words, words
         assert node.wait_metric('tomsip_calls_total{outcome="completed"}', 1) == 1
         assert node.metric('tomsip_speech_workers_up{stage="stt"}') == 1
         ok = f'tomsip_speech_worker_requests_total{{outcome="ok",stage="stt",worker="{second.url}"}}'

@@ -196,6 +196,31 @@ def test_utterances_that_arrive_together_are_decoded_in_one_pass(worker: SpeechW
         assert name in after, name
 
 
+def test_health_counts_the_conversations_the_nodes_name(tmp_path: Path) -> None:
+    """Nodes name each request's call; a worker that carries two conversations is busy with two, so
+    every node sharing it refuses new calls at its door."""
+    proc = SpeechWorkerProcess({"TOMSIP_WORKER_CONVERSATIONS": "2"}, tmp_path / "count.log").start()
+    try:
+        status, health = proc.health()
+        assert status == 200 and health["conversations"] == {"active": 0, "capacity": 2} and not health["busy"]
+        wav = ("book.wav", phone_recording("book_tuesday"), "audio/wav")
+        for call in ("call-a@node-1", "call-a@node-1", "call-b@node-2"):
+            answer = transcribe(proc.url, wav, headers={"X-Tomsip-Conversation": call})
+            assert answer.status == 200
+        _, health = proc.health()
+        assert health["conversations"] == {"active": 2, "capacity": 2} and health["busy"] is True
+        assert proc.metric("tomsip_worker_conversations") == 2
+    finally:
+        assert proc.stop() == 0
+
+
+def test_an_unset_capacity_is_measured_at_start_up(worker: SpeechWorkerProcess) -> None:
+    _, health = worker.health()
+    conversations = health["conversations"]
+    assert isinstance(conversations, dict) and conversations["capacity"] >= 1
+    assert "speech worker calibrated" in worker.log_text()
+
+
 def test_a_full_queue_is_answered_503_with_retry_after(tmp_path: Path) -> None:
     """One thread and no queue: of six long utterances sent at once, one is decoded and the rest are
     refused at once, so a node can ask another worker instead of waiting."""

@@ -153,15 +153,26 @@ def refused_or_claims(token: str) -> str:
 
 
 @settings(max_examples=300, deadline=None)
-@given(header_extra=st.dictionaries(st.sampled_from(["kid", "crit", "typ", "cty", "jku", "x5u", "b64"]), JSON),
-       claim_values=st.dictionaries(st.sampled_from(["sub", "call_id", "iat", "exp", "nbf", "nonce", "to"]), JSON))
+@given(
+    header_extra=st.dictionaries(st.sampled_from(["kid", "crit", "typ", "cty", "jku", "x5u", "b64"]), JSON),
+    claim_values=st.dictionaries(st.sampled_from(["sub", "call_id", "iat", "exp", "nbf", "nonce", "to"]), JSON),
+)
 def test_any_signed_header_and_claims_are_refused_or_taken_never_raised(
     header_extra: dict[str, object], claim_values: dict[str, object]
 ) -> None:
     payload = {**claims(), **claim_values}
     reason = refused_or_claims(signed({"alg": "HS256", "typ": "JWT", **header_extra}, payload))
-    assert reason in {"ok", "malformed", "expired", "not_yet_valid", "lifetime_too_long", "missing_claim",
-                      "call_id_mismatch", "bad_signature", "alg_not_allowed"}
+    assert reason in {
+        "ok",
+        "malformed",
+        "expired",
+        "not_yet_valid",
+        "lifetime_too_long",
+        "missing_claim",
+        "call_id_mismatch",
+        "bad_signature",
+        "alg_not_allowed",
+    }
 
 
 @settings(max_examples=300, deadline=None)

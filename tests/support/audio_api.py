@@ -58,11 +58,13 @@ def transcribe(
     fields: dict[str, str] | None = None,
     key: str | None = None,
     timeout_s: float = 30,
+    headers: dict[str, str] | None = None,
 ) -> Answer:
     body, content_type = multipart({"model": "whisper-1", **(fields or {})}, file)
     conn, _ = _connection(base, timeout_s)
     try:
-        conn.request("POST", "/v1/audio/transcriptions", body, {"Content-Type": content_type, **_auth(key)})
+        sent = {"Content-Type": content_type, **_auth(key), **(headers or {})}
+        conn.request("POST", "/v1/audio/transcriptions", body, sent)
         resp = conn.getresponse()
         return Answer(resp.status, dict(resp.headers), resp.read())
     finally:

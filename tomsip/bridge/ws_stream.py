@@ -77,7 +77,6 @@ class ConversationHost(Protocol):
     def barge_in(self, call_id: str) -> None: ...
 
 
-
 class StreamConnection:
     def __init__(
         self,

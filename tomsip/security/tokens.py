@@ -64,9 +64,7 @@ class TokenVerifier:
     Whatever a client puts in the header or the claims ends as AuthRefused, never as another exception.
     """
 
-    def __init__(
-        self, key: str, algorithms: list[str], leeway_s: float = 10.0, max_lifetime_s: float = 900.0
-    ) -> None:
+    def __init__(self, key: str, algorithms: list[str], leeway_s: float = 10.0, max_lifetime_s: float = 900.0) -> None:
         if not algorithms or any(a.lower() == "none" for a in algorithms):
             raise ValueError("an algorithm allow-list is required, and it may never include none")
         self._key = key

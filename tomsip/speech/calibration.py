@@ -40,11 +40,15 @@ class Calibration:
     cores: int
     budget: float
     conversations: int
+    workers: int | None = None  # what the speech workers of remote stages say they carry together
 
     def describe(self) -> str:
+        remote = f"; the speech workers carry {self.workers}" if self.workers is not None else ""
+        if not self.stt_s and not self.tts_s and self.workers is not None:
+            return f"{self.conversations} conversations (what the speech workers carry; no local inference)"
         return (
             f"{self.conversations} conversations (STT {self.stt_s * 1000:.0f} ms an utterance, TTS "
-            f"{self.tts_s * 1000:.0f} ms a sentence, {self.cores} cores, budget {self.budget:.0%})"
+            f"{self.tts_s * 1000:.0f} ms a sentence, {self.cores} cores, budget {self.budget:.0%}{remote})"
         )
 
 

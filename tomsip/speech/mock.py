@@ -45,6 +45,7 @@ CHUNK_MS = 200
 
 log = logging.getLogger("tomsip.speech.mock")
 
+
 def reply_tone(reply_number: int, speech_ms: int) -> tuple[int, int]:
     """The tone that answers the `reply_number`-th utterance of `speech_ms` milliseconds."""
     hz = 600 + 200 * ((reply_number - 1) % 8)

@@ -213,7 +213,7 @@ class StagedPipeline:
         probe: Callable[[], Awaitable[dict[str, object]]] | None = None,
         filler_after_ms: int = 0,
         deadline_ms: int = 0,
-        calibrator: Callable[[float], Calibration] | None = None,
+        calibrator: Callable[[float], Calibration | None] | None = None,
         queue_wait_s: Callable[[], float] | None = None,
         busy_reason: Callable[[], str | None] | None = None,
     ) -> None:

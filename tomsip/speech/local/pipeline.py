@@ -11,12 +11,12 @@ worker once start-up has made them.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from tomsip.monitor.metrics import Metrics
 from tomsip.speech.batching import BatchingPool
-from tomsip.speech.calibration import Calibration, calibrate
+from tomsip.speech.calibration import Calibration, calibrate, machine_cores
 from tomsip.speech.inference import InferencePool
 from tomsip.speech.local.piper_tts import PiperSpeech, load_piper
 from tomsip.speech.local.whisper_stt import WhisperSpeechToText, load_whisper
@@ -158,8 +158,18 @@ def build_offline_pipeline(
         if on_close is not None:
             await on_close()
 
-    def calibrate_here(budget: float) -> Calibration:
-        return calibrate(stages.transcribe_sync, stages.tts.speak_sync, budget, timed=stages.timed)
+    def calibrate_here(budget: float) -> Calibration | None:
+        """The local stages timed; remote ones at what their workers report (the smaller wins)."""
+        reported = [c for c in (w.capacity() for w in stages.reports.values()) if c > 0]
+        remote = min(reported) if reported else None
+        if stages.timed:
+            measured = calibrate(stages.transcribe_sync, stages.tts.speak_sync, budget, timed=stages.timed)
+            if remote is None:
+                return measured
+            return replace(measured, conversations=min(measured.conversations, remote), workers=remote)
+        if remote is None:
+            return None  # hosted servers of the API say nothing: the SIP ceiling, and admission reacts
+        return Calibration(0.0, 0.0, machine_cores(), budget, remote, workers=remote)
 
     def queue_wait_s() -> float:
         return max(wait() for wait in stages.queue_waits)
@@ -188,7 +198,7 @@ def build_offline_pipeline(
         probe=probe_all,
         filler_after_ms=config.filler_after_ms,
         deadline_ms=config.reply_deadline_ms,
-        calibrator=calibrate_here if stages.timed else None,
+        calibrator=calibrate_here,
         queue_wait_s=queue_wait_s,
         busy_reason=busy_reason,
     )

@@ -15,7 +15,15 @@ import aiohttp
 
 from tomsip.audio.frames import SAMPLE_RATE
 from tomsip.audio.wav import write_wav
-from tomsip.speech.remote.workers import SpeechWorkers, Worker, WorkerFailed, WorkerFull, queue_wait_s, retry_after_s
+from tomsip.speech.remote.workers import (
+    SpeechWorkers,
+    Worker,
+    WorkerFailed,
+    WorkerFull,
+    conversation_header,
+    queue_wait_s,
+    retry_after_s,
+)
 from tomsip.speech.stages import SpeechStageError, Transcript
 
 MIN_UTTERANCE_BYTES = SAMPLE_RATE // 5 * 2  # under 200 ms: nothing to recognise, nothing to send
@@ -40,7 +48,7 @@ class RemoteSpeechToText:
         form.add_field("response_format", "verbose_json")
         url = worker.url + "/v1/audio/transcriptions"
         try:
-            async with self.workers.http.session().post(url, data=form) as resp:
+            async with self.workers.http.session().post(url, data=form, headers=conversation_header()) as resp:
                 self.workers.heard_wait(queue_wait_s(resp))
                 if resp.status == 503:
                     raise WorkerFull(retry_after_s(resp))

@@ -1,8 +1,8 @@
 """Text-to-speech in a speech worker, streamed: the reply's audio is played as it arrives.
 
-The request asks for `pcm` at the node's own 16 kHz (an extension the worker understands; another
-server of the API ignores it and answers 24 kHz, which the `rate=` of its type says and which is then
-converted). A worker that fails before the first byte is replaced by the next one; one that breaks
+A tomsip worker is asked for `pcm` at the node's own 16 kHz (an extension of the API); another
+server of the API (a hosted one) gets the standard request and answers OpenAI's 24 kHz, converted here
+as it streams. A worker that fails before the first byte is replaced by the next one; one that breaks
 off mid-sentence ends this reply with the apology (what was already heard stays heard).
 
 `speak_sync` is the blocking path of start-up: the phrase cache pins the greeting, the apology and
@@ -21,15 +21,23 @@ from collections.abc import AsyncIterator
 import aiohttp
 
 from tomsip.audio.frames import SAMPLE_RATE
-from tomsip.audio.resample import resample_once
-from tomsip.speech.remote.workers import SpeechWorkers, Worker, WorkerFailed, WorkerFull, queue_wait_s, retry_after_s
+from tomsip.audio.resample import StreamResampler, resample_once
+from tomsip.speech.remote.workers import (
+    SpeechWorkers,
+    Worker,
+    WorkerFailed,
+    WorkerFull,
+    conversation_header,
+    queue_wait_s,
+    retry_after_s,
+)
 from tomsip.speech.stages import PipelineError, SpeechStageError
 
 READ_BYTES = 3200  # 100 ms at 16 kHz: what the reply's playout is fed per read at most
 
 
 class RemoteSpeech:
-    def __init__(self, workers: SpeechWorkers, speed: float = 1.0, voice: str = "joe", model: str = "tts-1") -> None:
+    def __init__(self, workers: SpeechWorkers, speed: float = 1.0, voice: str = "alloy", model: str = "tts-1") -> None:
         self.workers = workers
         self._speed = speed
         self._voice = voice
@@ -38,21 +46,24 @@ class RemoteSpeech:
     def at_rate(self, rate: float) -> RemoteSpeech:
         return RemoteSpeech(self.workers, rate, self._voice, self._model)
 
-    def _body(self, text: str) -> dict[str, object]:
-        return {
+    def _body(self, text: str, native: bool) -> dict[str, object]:
+        body: dict[str, object] = {
             "model": self._model,
             "input": text,
             "voice": self._voice,
             "response_format": "pcm",
             "speed": self._speed,
-            "sample_rate": SAMPLE_RATE,
         }
+        if native:
+            body["sample_rate"] = SAMPLE_RATE
+        return body
 
     async def synthesize(self, text: str) -> AsyncIterator[bytes]:
         workers = self.workers
         started = time.perf_counter()
         worker, response = await workers.call(lambda worker: self._open(worker, text))
         rate = _rate(response.headers.get("Content-Type", ""))
+        converter = None if rate == SAMPLE_RATE else StreamResampler(rate, 1, SAMPLE_RATE)
         carry = b""
         try:
             while True:
@@ -67,8 +78,10 @@ class RemoteSpeech:
                     workers.served_first_audio(time.perf_counter() - started)
                     started = 0.0
                 chunk, carry = _even(carry + chunk)
+                if converter is not None:
+                    chunk = converter.convert(chunk)
                 if chunk:
-                    yield chunk if rate == SAMPLE_RATE else resample_once(chunk, rate, SAMPLE_RATE)
+                    yield chunk
         finally:
             response.release()
 
@@ -76,7 +89,8 @@ class RemoteSpeech:
         """The worker and its response with its status read (200), the body still to stream."""
         url = worker.url + "/v1/audio/speech"
         try:
-            response = await self.workers.http.session().post(url, json=self._body(text))
+            body = self._body(text, worker.native)
+            response = await self.workers.http.session().post(url, json=body, headers=conversation_header())
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise WorkerFailed(type(exc).__name__) from None
         self.workers.heard_wait(queue_wait_s(response))
@@ -91,7 +105,6 @@ class RemoteSpeech:
 
     def speak_sync(self, sentence: str) -> bytes:
         """One sentence, blocking (start-up): every worker that is up is tried in turn."""
-        data = json.dumps(self._body(sentence)).encode()
         headers = {"Content-Type": "application/json"}
         if self.workers.config.api_key:
             headers["Authorization"] = f"Bearer {self.workers.config.api_key}"
@@ -99,6 +112,7 @@ class RemoteSpeech:
         for worker in self.workers.workers:
             if not worker.up:
                 continue
+            data = json.dumps(self._body(sentence, worker.native)).encode()
             request = urllib.request.Request(worker.url + "/v1/audio/speech", data, headers)
             try:
                 with urllib.request.urlopen(request, timeout=self.workers.config.timeout_s * 4) as resp:

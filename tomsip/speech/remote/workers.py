@@ -27,6 +27,7 @@ from typing import TypeVar
 
 import aiohttp
 
+from tomsip.monitor.logs import call_id_var
 from tomsip.monitor.metrics import Metrics
 from tomsip.speech.inference import RecentWait
 from tomsip.speech.stages import PipelineError, SpeechStageError
@@ -35,6 +36,11 @@ log = logging.getLogger("tomsip.speech")
 
 T = TypeVar("T")
 QUEUE_WAIT_HEADER = "X-Queue-Wait-Ms"
+CONVERSATION_HEADER = "X-Tomsip-Conversation"
+# A hosted server of the audio API (OpenAI's, for one) has no /healthz: it answers 404 (or 401/405).
+# It is taken as up, and its requests' failures take it out as any worker's do.
+NO_HEALTH_ENDPOINT = (401, 403, 404, 405)
+HOSTED = object()
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,8 @@ class Worker:
     full_until: float = 0.0  # answered 503: asked last until then
     busy_until: float = 0.0  # its /healthz said busy: no new calls for it, turns still go there
     in_flight: int = 0
+    native: bool = False  # a tomsip speech worker (its /healthz says so), not another server of the API
+    capacity: int = 0  # conversations it says it carries (0: it does not say)
     latency: RecentWait = field(default_factory=RecentWait)
 
     def available(self, now: float) -> bool:
@@ -215,6 +223,11 @@ class SpeechWorkers:
     def queue_wait_s(self) -> float:
         return self.queue_wait.seconds()
 
+    def capacity(self) -> int:
+        """Conversations the workers that are up say they carry together (0: none says): a node's
+        conversation limit when this stage is its constraint."""
+        return sum(w.capacity for w in self.workers if w.up)
+
     # -- health -----------------------------------------------------------------------------------
 
     def ensure_probing(self) -> None:
@@ -237,7 +250,10 @@ class SpeechWorkers:
         try:
             async with asyncio.timeout(max(1.0, self.config.probe_every_s)):
                 async with self.http.session().get(worker.url + "/healthz") as resp:
-                    body = await resp.json(content_type=None) if resp.status == 200 else None
+                    if resp.status in NO_HEALTH_ENDPOINT:
+                        body: object = HOSTED
+                    else:
+                        body = await resp.json(content_type=None) if resp.status == 200 else None
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             if worker.up:
                 log.warning(
@@ -248,6 +264,10 @@ class SpeechWorkers:
         self._health(worker, body, time.monotonic())
 
     def _health(self, worker: Worker, body: object, now: float) -> None:
+        if body is HOSTED:  # it answers, but has no health endpoint: requests tell how it does
+            worker.up = True
+            worker.native = False
+            return
         if not isinstance(body, dict) or body.get("status") != "ok":
             if worker.up:
                 log.warning("%s worker %s is down: not ready", self.stage, worker.url)
@@ -256,6 +276,10 @@ class SpeechWorkers:
         if not worker.up:
             log.info("%s worker %s is up", self.stage, worker.url)
         worker.up = True
+        worker.native = isinstance(body.get("stages"), dict)
+        conversations = body.get("conversations")
+        if isinstance(conversations, dict) and isinstance(conversations.get("capacity"), int):
+            worker.capacity = max(0, conversations["capacity"])
         if body.get("busy"):
             worker.busy_until = now + self.config.probe_every_s * 1.5
         stage = body.get("stages", {}).get(self.stage) if isinstance(body.get("stages"), dict) else None
@@ -295,6 +319,12 @@ class SpeechWorkers:
                 await self._prober
 
 
+def conversation_header() -> dict[str, str]:
+    """The call a request belongs to, for the worker's count of conversations in progress."""
+    call_id = call_id_var.get()
+    return {CONVERSATION_HEADER: call_id} if call_id != "-" else {}
+
+
 def _state_of(worker: Worker, now: float) -> str:
     if not worker.up:
         return "down"
@@ -307,5 +337,7 @@ def _get_json(url: str, timeout_s: float) -> object:
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as resp:
             return json.loads(resp.read())
-    except (OSError, ValueError, urllib.error.HTTPError):
+    except urllib.error.HTTPError as exc:
+        return HOSTED if exc.code in NO_HEALTH_ENDPOINT else None
+    except (OSError, ValueError):
         return None

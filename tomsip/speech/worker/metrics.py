@@ -49,6 +49,11 @@ class WorkerMetrics:
             "tomsip_worker_queue_depth", "Inference jobs waiting for a thread", ["stage"], registry=r
         )
         self.in_flight = Gauge("tomsip_worker_in_flight", "Inference jobs queued or running", ["stage"], registry=r)
+        self.conversations = Gauge(
+            "tomsip_worker_conversations",
+            "Conversations heard from within the last 20 s, from every node (X-Tomsip-Conversation)",
+            registry=r,
+        )
         self.refusals = Counter(
             "tomsip_worker_refusals_total",
             "Requests answered 503 because a stage's queue was full",

@@ -38,9 +38,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tomsip.audio.frames import SAMPLE_RATE
 from tomsip.audio.wav import wav_header
 from tomsip.speech.batching import BatchingPool
+from tomsip.speech.calibration import calibrate
 from tomsip.speech.inference import InferenceOverloaded, InferencePool
 from tomsip.speech.sentences import split_sentences
 from tomsip.speech.stages import Transcript
+from tomsip.speech.worker.conversations import ConversationTracker
 from tomsip.speech.worker.metrics import WorkerMetrics
 from tomsip.speech.worker.requests import (
     BadRequest,
@@ -56,7 +58,15 @@ log = logging.getLogger("tomsip.worker")
 MIN_UTTERANCE_BYTES = SAMPLE_RATE // 5 * 2  # under 200 ms there is nothing to recognise
 OVERLOAD_RETRY_S = 0.05  # an admitted speech request's next sentence waits this long for a free slot
 QUEUE_WAIT_HEADER = "X-Queue-Wait-Ms"
+CONVERSATION_HEADER = "X-Tomsip-Conversation"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _measured_capacity(recognizer: Any, voice: Any, budget: float) -> int:
+    """Conversations this machine's models carry, timed as a node times its own (calibration.py)."""
+    measured = calibrate(recognizer.transcribe_sync, voice.speak_sync, budget)
+    log.info("speech worker calibrated: %s", measured.describe())
+    return measured.conversations
 
 
 class SpeechModels:
@@ -67,6 +77,8 @@ class SpeechModels:
         from tomsip.speech.local.whisper_stt import WhisperSpeechToText, load_whisper
 
         recognizer = WhisperSpeechToText(load_whisper(settings.stt_threads, settings.device))
+        voice = PiperSpeech(load_piper())
+        self.capacity = settings.conversations or _measured_capacity(recognizer, voice, settings.cpu_budget)
         self.stt: BatchingPool[tuple[bytes, str], Transcript] = BatchingPool(
             "stt",
             recognizer.transcribe_prompted_batch,
@@ -77,7 +89,7 @@ class SpeechModels:
             metrics.batch_size,
         )
         self.tts = InferencePool("tts", settings.tts_workers, settings.queue, metrics.queue_wait_seconds)
-        self.voice = PiperSpeech(load_piper())
+        self.voice = voice
         self.device = settings.device
         self.busy_s = settings.busy_ms / 1000
         metrics.watch("stt", lambda: self.stt.waiting, lambda: self.stt.in_flight)
@@ -121,6 +133,8 @@ class SpeechWorker:
         self._in_progress = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self.conversations = ConversationTracker()
+        metrics.conversations.set_function(lambda: self.conversations.active(time.monotonic()))
         key = settings.api_key.get_secret_value() if settings.api_key else ""
         self._key = key.encode()
 
@@ -166,6 +180,7 @@ class SpeechWorker:
         if request.path.startswith("/v1/"):
             if self._key and not self._authorized(request):
                 return _error(401, None, "a valid API key is required (Authorization: Bearer <key>)", "invalid_api_key")
+            self.conversations.seen(request.headers.get(CONVERSATION_HEADER, ""), time.monotonic())
             if self.draining:
                 return _error(503, None, "this worker is shutting down", "draining", {"Retry-After": "1"})
         try:
@@ -266,9 +281,11 @@ class SpeechWorker:
             }
             for name, pool in self.models.stages().items()
         }
+        active = self.conversations.active(time.monotonic())
         body = {
             "status": "draining" if self.draining else "ok",
-            "busy": self.draining or self.models.busy(),
+            "busy": self.draining or self.models.busy() or active >= self.models.capacity,
+            "conversations": {"active": active, "capacity": self.models.capacity},
             "device": self.models.device,
             "models": {"stt": "whisper-tiny.en", "tts": "piper en_US-joe-medium"},
             "stages": stages,

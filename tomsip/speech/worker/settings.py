@@ -34,6 +34,16 @@ class WorkerSettings(BaseSettings):
         le=30_000,
         description="/healthz says busy while jobs lately waited longer than this for a thread (0: only a full queue)",
     )
+    conversations: int = Field(
+        0,
+        ge=0,
+        le=10_000,
+        description="Conversations this worker carries, reported to the nodes (their admission); 0: measured at "
+        "start-up from the models' speed, as a node calibrates",
+    )
+    cpu_budget: float = Field(
+        0.6, gt=0, le=1, description="Share of the cores the measured conversation capacity lets speech use"
+    )
     max_audio_s: float = Field(30.0, gt=0, le=30, description="Longest audio a transcription accepts")
     max_input_chars: int = Field(4096, ge=1, le=100_000, description="Longest text a speech request accepts")
     drain_timeout_s: float = Field(20.0, ge=0, description="On SIGTERM, how long requests in progress may finish")
