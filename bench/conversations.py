@@ -16,7 +16,8 @@ completed (booked, rated, goodbye), 0 dropped, 0 turns without a reply and p90 v
 against a server with its default, calibrated admission: every answered call must finish, the excess
 must be refused at the door, and the admitted calls' p90 must stay <= 1,500 ms.
 
-    bench/conversations [--steps 8,16,24,32] [--ramp-s 0.5] [--overload 3,10] [--skip-overload] [--remote]
+    bench/conversations [--steps 8,16,24,32] [--ramp-s 0.5] [--overload 3,10] [--skip-overload]
+                        [--remote [--also-local]]
 
 With --remote the node loads no model: its STT and TTS go to one `tomsip speech-worker` process on
 the same machine (TOMSIP_STT_URLS / TOMSIP_TTS_URLS), and each line adds the node's CPU and RSS per
@@ -30,10 +31,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -300,10 +303,33 @@ def sipp_refusals(folder: Path) -> dict[str, int]:
     return refused
 
 
-def start_worker(log: Path) -> SpeechWorkerProcess:
-    """The speech worker of --remote: the node's own inference settings (two STT threads of one CPU
-    thread each, batches of up to 8, two TTS threads)."""
-    return SpeechWorkerProcess({"TOMSIP_WORKER_STT_WORKERS": "2", "TOMSIP_WORKER_TTS_WORKERS": "2"}, log).start()
+@contextlib.contextmanager
+def speech_workers(
+    remote: bool, log: Path, open_admission: bool, extra: dict[str, str] | None = None
+) -> Iterator[SpeechWorkerProcess | None]:
+    """--remote: one speech worker with the node's own inference settings (two STT threads of one CPU
+    thread each, two TTS threads), measuring its capacity as a node would; with `open_admission`
+    it reports room for every call and never says busy (the capacity runs)."""
+    if not remote:
+        yield None
+        return
+    env = {"TOMSIP_WORKER_STT_WORKERS": "2", "TOMSIP_WORKER_TTS_WORKERS": "2"}
+    if open_admission:
+        env |= {"TOMSIP_WORKER_CONVERSATIONS": "250", "TOMSIP_WORKER_BUSY_MS": "0"}
+    else:
+        env |= extra or {}
+    worker = SpeechWorkerProcess(env, log).start()
+    print(f"  remote: STT and TTS in one speech-worker process ({worker.url}); the node loads no model")
+    try:
+        yield worker
+    finally:
+        code = worker.stop()
+        errors = [line for line in worker.log_text().splitlines() if "level=error" in line]
+        print(f"  speech worker: exit {code}, {len(errors)} ERROR lines")
+
+
+def remote_env(worker: SpeechWorkerProcess | None) -> dict[str, str]:
+    return {"TOMSIP_STT_URLS": worker.url, "TOMSIP_TTS_URLS": worker.url} if worker is not None else {}
 
 
 def start_server(log: Path, env: dict[str, str]) -> TomsipServer:
@@ -328,38 +354,57 @@ def main() -> int:
     parser.add_argument("--env", action="append", default=[], help="extra TOMSIP_X=Y for the server under test")
     parser.add_argument("--logs", type=Path, help="keep the servers' logs in this folder")
     parser.add_argument("--remote", action="store_true", help="the node's speech runs in a speech-worker process")
+    parser.add_argument(
+        "--worker-env", action="append", default=[], help="with --remote: TOMSIP_WORKER_X=Y for the overload worker"
+    )
+    parser.add_argument(
+        "--also-local",
+        action="store_true",
+        help="with --remote: run the in-process steps first, with the same caller takes (a fair comparison)",
+    )
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.env)
-    worker: SpeechWorkerProcess | None = None
     speech = caller_speech()
     steps = [int(s) for s in args.steps.split(",")]
     with tempfile.TemporaryDirectory() as scratch:
         tmp = args.logs or Path(scratch)
         tmp.mkdir(parents=True, exist_ok=True)
-        if args.remote:
-            worker = start_worker(Path(tmp) / "worker.log")
-            extra = {"TOMSIP_STT_URLS": worker.url, "TOMSIP_TTS_URLS": worker.url, **extra}
-            print(f"remote: STT and TTS in one speech-worker process ({worker.url}); the node loads no model")
-        try:
-            return run_steps(args, extra, speech, steps, Path(tmp), worker)
-        finally:
-            if worker is not None:
-                code = worker.stop()
-                errors = [line for line in worker.log_text().splitlines() if "level=error" in line]
-                print(f"  speech worker: exit {code}, {len(errors)} ERROR lines")
+        if args.remote and args.also_local:
+            print("== speech in process")
+            run_steps(argparse.Namespace(**{**vars(args), "remote": False}), extra, speech, steps, Path(tmp) / "local")
+            print("== speech in a speech-worker process")
+        return run_steps(args, extra, speech, steps, Path(tmp))
 
 
 def run_steps(
+    args: argparse.Namespace, extra: dict[str, str], speech: list[Utterance], steps: list[int], tmp: Path
+) -> int:
+    tmp.mkdir(parents=True, exist_ok=True)
+    print(f"capacity: staggered arrivals, one every {args.ramp_s:g} s; admission open (no conversation limit)")
+    opened = {"TOMSIP_MAX_CONVERSATIONS": "250", "TOMSIP_SPEECH_BUSY_MS": "0", "TOMSIP_SPEECH_WORKER_SLO_MS": "0"}
+    with speech_workers(args.remote, tmp / "capacity-worker.log", open_admission=True) as worker:
+        best = capacity_steps(args, {**opened, **remote_env(worker), **extra}, speech, steps, tmp, worker)
+    print(
+        f"largest N with every answered call completed, 0 dropped, 0 turns without a reply and p90 <= "
+        f"{args.slo_p90_ms:.0f} ms: {best}"
+    )
+    if args.skip_overload or not best:
+        return 0
+    worker_env = dict(item.split("=", 1) for item in args.worker_env)
+    with speech_workers(args.remote, tmp / "overload-worker.log", False, worker_env) as worker:
+        overload_steps(args, {**remote_env(worker), **extra}, speech, best, tmp, worker)
+    return 0
+
+
+def capacity_steps(
     args: argparse.Namespace,
-    extra: dict[str, str],
+    env: dict[str, str],
     speech: list[Utterance],
     steps: list[int],
     tmp: Path,
     worker: SpeechWorkerProcess | None,
 ) -> int:
-    print(f"capacity: staggered arrivals, one every {args.ramp_s:g} s; admission open (no conversation limit)")
-    opened = {"TOMSIP_MAX_CONVERSATIONS": "250", "TOMSIP_SPEECH_BUSY_MS": "0"}
-    server = start_server(Path(tmp) / "capacity.log", {**opened, **extra})
+    server = start_server(tmp / "capacity.log", env)
     best = 0
     try:
         for n in steps:
@@ -367,25 +412,30 @@ def run_steps(
             print("  " + result.line(), flush=True)
             print("        by turn (ms): " + result.by_turn(), flush=True)
             print("        speech: " + result.speech, flush=True)
-            if result.within_slo(args.slo_p90_ms):
-                best = n
-            else:
+            if not result.within_slo(args.slo_p90_ms):
                 break
+            best = n
     finally:
         server.stop()
         errors = [line for line in server.log_text().splitlines() if "level=error" in line]
         if errors:
             print(f"  server log: {len(errors)} ERROR lines, first: {errors[0][:200]}")
-    print(
-        f"largest N with every answered call completed, 0 dropped, 0 turns without a reply and p90 <= "
-        f"{args.slo_p90_ms:.0f} ms: {best}"
-    )
-    if args.skip_overload or not best:
-        return 0
-    server = start_server(Path(tmp) / "overload.log", extra)
+    return best
+
+
+def overload_steps(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    speech: list[Utterance],
+    best: int,
+    tmp: Path,
+    worker: SpeechWorkerProcess | None,
+) -> None:
+    server = start_server(tmp / "overload.log", env)
     try:
         limit = int(server.metric('tomsip_conversation_limit{pipeline="local"}'))
-        print(f"overload: the server's own admission (calibrated conversation limit {limit})")
+        source = "the speech worker's capacity" if worker is not None else "calibrated"
+        print(f"overload: the server's own admission (conversation limit {limit}: {source})")
         for factor in (int(f) for f in args.overload.split(",")):
             result = asyncio.run(converse(server, factor * best, args.ramp_s / factor, speech, worker))
             verdict = "ok" if result.within_slo(args.overload_p90_ms) else "MISSED"
@@ -394,7 +444,6 @@ def run_steps(
         server.stop()
         errors = [line for line in server.log_text().splitlines() if "level=error" in line]
         print(f"  server log: {len(errors)} ERROR lines" + (f", first: {errors[0][:200]}" if errors else ""))
-    return 0
 
 
 if __name__ == "__main__":

@@ -64,3 +64,23 @@ def test_answers_are_paced_and_a_call_that_would_ring_too_long_is_refused() -> N
     assert limits.take("local", now=110.0) == 0.0  # slots free up as time passes
     assert limits.take("mock", now=100.3) == 0.0  # unpaced
     assert limits.take("local") == 0.0  # a browser: not paced, only counted
+
+
+def test_speech_workers_that_are_down_or_full_refuse_even_the_first_call() -> None:
+    """Workers are shared by other nodes: their verdict holds on a node that carries nothing."""
+    verdict: list[str | None] = ["speech_workers_busy"]
+    limits = ConversationLimits({"local": ConversationLimit(30, busy_reason=lambda: verdict[0])})
+    with pytest.raises(ConversationRefused) as refused:
+        limits.take("local")
+    assert refused.value.reason == "speech_workers_busy"
+    verdict[0] = None
+    limits.take("local")
+    assert limits.active("local") == 1
+
+
+def test_a_stage_left_to_workers_is_not_timed() -> None:
+    timed: list[str] = []
+    measured = calibrate(
+        lambda audio: timed.append("stt"), lambda text: b"\0\0" * 1600, 0.6, cores=2, runs=1, timed=frozenset({"tts"})
+    )
+    assert timed == [] and measured.stt_s == 0.0

@@ -9,13 +9,18 @@ what is transcribed.
 from __future__ import annotations
 
 import concurrent.futures
+import http.client
+import json
 import re
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.support.audio_api import speak, transcribe
 from tests.support.caller import utterance
@@ -100,6 +105,23 @@ def test_pcm_speech_at_the_asked_rate_and_speed(worker: SpeechWorkerProcess) -> 
     assert 1.25 < len(default.body) / len(normal.body) < 1.75, "the same sentence, 24 samples a ms against 16"
 
 
+def test_a_client_that_goes_away_mid_reply_disturbs_nothing(worker: SpeechWorkerProcess) -> None:
+    """A barge-in on a node closes its speech request after the first sentence; the worker stops
+    there without an error (the module's teardown checks its log) and serves the next request."""
+    text = " ".join(["This is one of many sentences that the caller will never hear."] * 8)
+    conn = http.client.HTTPConnection("127.0.0.1", worker.http_port, timeout=10)
+    body = json.dumps({"model": "tts-1", "input": text, "response_format": "pcm"})
+    conn.request(
+        "POST", "/v1/audio/speech", body, {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"}
+    )
+    response = conn.getresponse()
+    assert response.status == 200 and response.read1(1024)
+    conn.sock.close()  # type: ignore[union-attr]
+    conn.close()
+    time.sleep(1)
+    assert speak(worker.url, {"model": "tts-1", "input": "Still here."}, KEY).status == 200
+
+
 def test_the_api_key_is_required(worker: SpeechWorkerProcess) -> None:
     wav = ("book.wav", phone_recording("book_tuesday"), "audio/wav")
     for key in (None, "wrong-key"):
@@ -174,6 +196,54 @@ def test_malformed_speech_requests_get_400_naming_the_field(
     answer = speak(worker.url, body, KEY)
     assert answer.status == 400, answer.body
     assert answer.json()["error"]["param"] == param  # type: ignore[index]
+
+
+CONTENT_TYPES = [
+    "multipart/form-data; boundary=xyz",
+    "multipart/form-data",
+    "multipart/form-data; boundary=" + "b" * 80,
+    "application/json",
+    "text/plain",
+    "application/x-www-form-urlencoded",
+]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    body=st.one_of(
+        st.binary(max_size=600),
+        st.builds(
+            lambda head, part: b"--xyz\r\n" + head + b"\r\n\r\n" + part + b"\r\n--xyz--\r\n",
+            st.sampled_from(
+                [
+                    b'Content-Disposition: form-data; name="file"; filename="a.wav"',
+                    b'Content-Disposition: form-data; name="file"\r\nContent-Transfer-Encoding: x-weird',
+                    b'Content-Disposition: form-data; name="file"\r\nContent-Encoding: br',
+                    b"Content-Disposition: form-data",
+                    b"Content-Disposition: form-data; name=\"file\"; filename*=UTF-8''%ff%fe",
+                ]
+            ),
+            st.binary(max_size=300),
+        ),
+        st.recursive(
+            st.none() | st.booleans() | st.floats() | st.text(max_size=20),
+            lambda c: st.lists(c) | st.dictionaries(st.text(max_size=8), c),
+            max_leaves=8,
+        ).map(lambda v: json.dumps(v).encode()),
+    ),
+    content_type=st.sampled_from(CONTENT_TYPES),
+    path=st.sampled_from(["/v1/audio/transcriptions", "/v1/audio/speech"]),
+)
+def test_hostile_requests_get_a_4xx_never_a_500(
+    worker: SpeechWorkerProcess, body: bytes, content_type: str, path: str
+) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", worker.http_port, timeout=10)
+    try:
+        conn.request("POST", path, body, {"Content-Type": content_type, "Authorization": f"Bearer {KEY}"})
+        status = conn.getresponse().status
+    finally:
+        conn.close()
+    assert status < 500 and (status == 200 or 400 <= status), status
 
 
 def test_utterances_that_arrive_together_are_decoded_in_one_pass(worker: SpeechWorkerProcess) -> None:

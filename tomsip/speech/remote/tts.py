@@ -65,6 +65,7 @@ class RemoteSpeech:
         rate = _rate(response.headers.get("Content-Type", ""))
         converter = None if rate == SAMPLE_RATE else StreamResampler(rate, 1, SAMPLE_RATE)
         carry = b""
+        finished = False
         try:
             while True:
                 try:
@@ -73,6 +74,7 @@ class RemoteSpeech:
                     workers.mark_down(worker, f"broke off a reply ({type(exc).__name__})")
                     raise SpeechStageError(workers.backend, "broken", type(exc).__name__) from None
                 if not chunk:
+                    finished = True
                     break
                 if started:
                     workers.served_first_audio(time.perf_counter() - started)
@@ -83,7 +85,10 @@ class RemoteSpeech:
                 if chunk:
                     yield chunk
         finally:
-            response.release()
+            if finished:
+                response.release()  # the connection goes back to the pool
+            else:
+                response.close()  # cut short (a barge-in): the worker sees the client go
 
     async def _open(self, worker: Worker, text: str) -> tuple[Worker, aiohttp.ClientResponse]:
         """The worker and its response with its status read (200), the body still to stream."""
@@ -104,28 +109,35 @@ class RemoteSpeech:
         raise SpeechStageError(self.workers.backend, f"http_{response.status}")
 
     def speak_sync(self, sentence: str) -> bytes:
-        """One sentence, blocking (start-up): every worker that is up is tried in turn."""
+        """One sentence, blocking (start-up): every worker that is up is tried in turn, again and
+        again while they are busy or unreachable, for up to the start-up wait."""
         headers = {"Content-Type": "application/json"}
         if self.workers.config.api_key:
             headers["Authorization"] = f"Bearer {self.workers.config.api_key}"
-        problems = []
-        for worker in self.workers.workers:
-            if not worker.up:
-                continue
-            data = json.dumps(self._body(sentence, worker.native)).encode()
-            request = urllib.request.Request(worker.url + "/v1/audio/speech", data, headers)
-            try:
-                with urllib.request.urlopen(request, timeout=self.workers.config.timeout_s * 4) as resp:
-                    rate = _rate(resp.headers.get("Content-Type", ""))
-                    pcm, _ = _even(resp.read())
-                    return pcm if rate == SAMPLE_RATE else resample_once(pcm, rate, SAMPLE_RATE)
-            except urllib.error.HTTPError as exc:
-                problems.append(f"{worker.url}: http {exc.code}")
-                if exc.code in (400, 401, 403):
-                    break  # the same request gets the same answer elsewhere
-            except OSError as exc:
-                problems.append(f"{worker.url}: {type(exc).__name__}")
-        raise PipelineError(f"no TTS worker could speak a start-up phrase ({'; '.join(problems) or 'none up'})")
+        deadline = time.monotonic() + self.workers.config.start_wait_s
+        problems: list[str] = []
+        while True:
+            for worker in self.workers.workers:
+                if not worker.up:
+                    continue
+                data = json.dumps(self._body(sentence, worker.native)).encode()
+                request = urllib.request.Request(worker.url + "/v1/audio/speech", data, headers)
+                try:
+                    with urllib.request.urlopen(request, timeout=self.workers.config.timeout_s * 4) as resp:
+                        rate = _rate(resp.headers.get("Content-Type", ""))
+                        pcm, _ = _even(resp.read())
+                        return pcm if rate == SAMPLE_RATE else resample_once(pcm, rate, SAMPLE_RATE)
+                except urllib.error.HTTPError as exc:
+                    problems.append(f"{worker.url}: http {exc.code}")
+                    if exc.code in (400, 401, 403):  # the same request gets the same answer again
+                        raise PipelineError(f"a TTS worker refused a start-up phrase ({problems[-1]})") from None
+                except OSError as exc:
+                    problems.append(f"{worker.url}: {type(exc).__name__}")
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
+        shown = "; ".join(problems[-3:]) or "none up"
+        raise PipelineError(f"no TTS worker could speak a start-up phrase ({shown})")
 
 
 def _rate(content_type: str) -> int:

@@ -34,6 +34,12 @@ TRANSCRIPT_FORMATS = ("json", "text", "verbose_json")
 SPEECH_FORMATS = ("pcm", "wav")
 
 
+def _shown(value: object) -> str:
+    """A client's value as an answer quotes it: repr, cut short (a field can be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 class BadRequest(ValueError):
     """A request this API cannot serve: 400 with the field (`param`) and the reason."""
 
@@ -73,10 +79,10 @@ def transcription_request(upload: Upload | None, fields: Mapping[str, str], max_
         raise BadRequest("file", "a multipart field `file` with the audio is required", "missing_field")
     language = fields.get("language", "").strip().lower()
     if language not in ("", "en", "english"):
-        raise BadRequest("language", f"only English is installed (whisper tiny.en), not {language!r}")
+        raise BadRequest("language", f"only English is installed (whisper tiny.en), not {_shown(language)}")
     response_format = fields.get("response_format", "json").strip() or "json"
     if response_format not in TRANSCRIPT_FORMATS:
-        raise BadRequest("response_format", f"{response_format!r} is not one of {', '.join(TRANSCRIPT_FORMATS)}")
+        raise BadRequest("response_format", f"{_shown(response_format)} is not one of {', '.join(TRANSCRIPT_FORMATS)}")
     pcm, rate = _audio(upload, fields)
     if not pcm:
         raise BadRequest("file", "the audio has no samples", "invalid_audio")
@@ -112,7 +118,7 @@ def _audio(upload: Upload, fields: Mapping[str, str]) -> tuple[bytes, int]:
     try:
         rate = int(rate_text)
     except ValueError:
-        raise BadRequest("sample_rate", f"{rate_text!r} is not a whole number of Hz") from None
+        raise BadRequest("sample_rate", f"{_shown(rate_text)} is not a whole number of Hz") from None
     return upload.data, _checked_rate(rate, "sample_rate")
 
 
@@ -134,16 +140,16 @@ def speech_request(body: object, max_chars: int) -> SpeechRequest:
         raise BadRequest("input", f"{len(text)} characters; at most {max_chars}")
     voice = body.get("voice", "joe")
     if not isinstance(voice, str) or voice.lower() not in VOICES:
-        raise BadRequest("voice", f"{voice!r} is not a voice here; one of {', '.join(sorted(VOICES))}")
+        raise BadRequest("voice", f"{_shown(voice)} is not a voice here; one of {', '.join(sorted(VOICES))}")
     response_format = body.get("response_format", "pcm")
     if response_format not in SPEECH_FORMATS:
-        raise BadRequest("response_format", f"{response_format!r} is not one of {', '.join(SPEECH_FORMATS)}")
+        raise BadRequest("response_format", f"{_shown(response_format)} is not one of {', '.join(SPEECH_FORMATS)}")
     speed = body.get("speed", 1.0)
     if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not math.isfinite(speed):
-        raise BadRequest("speed", f"{speed!r} is not a number")
+        raise BadRequest("speed", f"{_shown(speed)} is not a number")
     if not 0.25 <= speed <= 4.0:
         raise BadRequest("speed", f"{speed} is outside 0.25 to 4.0")
     rate = body.get("sample_rate", OPENAI_PCM_RATE)
     if isinstance(rate, bool) or rate not in SPEECH_RATES:
-        raise BadRequest("sample_rate", f"{rate!r} is not one of {', '.join(map(str, SPEECH_RATES))}")
+        raise BadRequest("sample_rate", f"{_shown(rate)} is not one of {', '.join(map(str, SPEECH_RATES))}")
     return SpeechRequest(text, voice.lower(), cast(SpeechFormat, response_format), float(speed), int(rate))

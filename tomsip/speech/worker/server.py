@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tomsip.audio.frames import SAMPLE_RATE
@@ -186,7 +187,7 @@ class SpeechWorker:
         try:
             return await handler(request)
         except BadRequest as exc:
-            log.info("refused %s: %s", request.path, exc)
+            log.info("refused %s: %s", request.path, str(exc)[:300])
             return _error(400, exc.param, exc.reason, exc.code)
 
     def _authorized(self, request: web.Request) -> bool:
@@ -249,13 +250,16 @@ class SpeechWorker:
         )
         response.enable_chunked_encoding()
         await response.prepare(request)
-        if job.response_format == "wav":
-            await response.write(wav_header(job.sample_rate))
-        await response.write(first)
-        self.metrics.first_audio_seconds.observe(time.perf_counter() - started)
-        for sentence in sentences[1:]:
-            await response.write(await self._sentence(job, sentence, wait=True))
-        await response.write_eof()
+        try:
+            if job.response_format == "wav":
+                await response.write(wav_header(job.sample_rate))
+            await response.write(first)
+            self.metrics.first_audio_seconds.observe(time.perf_counter() - started)
+            for sentence in sentences[1:]:
+                await response.write(await self._sentence(job, sentence, wait=True))
+            await response.write_eof()
+        except ConnectionResetError:
+            log.debug("speech request ended by the client (a barge-in on the node)")
         return response
 
     async def _sentence(self, job: SpeechRequest, sentence: str, wait: bool) -> bytes:
@@ -310,7 +314,11 @@ async def _form(request: web.Request) -> tuple[Upload | None, dict[str, str]]:
         raise BadRequest("file", f"expected multipart/form-data with a `file` field, got {request.content_type}")
     try:
         form = await request.post()
-    except ValueError as exc:
+    except web.HTTPException:
+        raise  # 413: larger than any upload this worker reads
+    except (ValueError, RuntimeError, TypeError, HttpProcessingError) as exc:
+        # aiohttp's multipart reader says "malformed" in several ways: a bad boundary, an unknown
+        # part encoding, too many part headers; each is the client's mistake, never a 500.
         raise BadRequest("file", f"the multipart form could not be read ({type(exc).__name__})") from None
     upload: Upload | None = None
     fields: dict[str, str] = {}
