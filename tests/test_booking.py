@@ -122,3 +122,9 @@ def test_the_booking_conversation_tells_the_learning_loop_whether_it_booked() ->
     booking.booked = True
     assert booking.task_completed is True
     assert not isinstance(MockConversation(None), KnowsOutcome), "tones cannot tell: the call's outcome decides"
+
+
+def test_back_from_hold_the_caller_is_welcomed_and_asked_where_the_call_was(conv: BookingConversation) -> None:
+    conv.reply(TurnRequest(1, TurnKind.UTTERANCE), Transcript("Tuesday please"))
+    back = " ".join(r.text for r in conv.reply(TurnRequest(2, TurnKind.RESUMED), None))
+    assert back.startswith("Welcome back.") and "time" in back.lower()

@@ -295,6 +295,8 @@ def test_a_client_that_leaves_before_the_session_attaches_still_ends_it() -> Non
         def on_hangup(self, reason: str) -> None:
             heard.append(reason)
 
+        def on_hold(self, held: bool) -> None: ...
+
     port.attach(Listener())
     assert heard == ["remote_hangup"]
 

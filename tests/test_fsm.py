@@ -344,3 +344,60 @@ def test_hanging_up_during_the_rating_question_cancels_it() -> None:
     actions = machine.handle(fsm.RemoteHangup())
     assert FlushPlayout() in actions and CancelTimer(fsm.RATING_TIMER) in actions
     assert actions[-1] == CallEnded("remote") and not machine.hung_up_while_speaking
+
+
+def test_a_hold_while_speaking_stops_the_reply_and_resuming_welcomes_the_caller_back() -> None:
+    machine = speaking()
+    actions = machine.handle(fsm.CallerHeld())
+    assert actions[:2] == [FlushPlayout(), CancelTurn(2)] and CancelTimer(fsm.NO_INPUT_TIMER) in actions
+    assert machine.held and machine.state is State.LISTENING
+    # Music on hold is not the caller speaking, late news of the cancelled turn changes nothing,
+    # and silence does not count against a held caller.
+    for event in (fsm.SpeechStarted(), fsm.SpeechContinues(900), fsm.UtteranceEnded(1200), fsm.DigitPressed("5")):
+        assert machine.handle(event) == []
+    assert machine.handle(fsm.ReplyFinished(2)) == [] and machine.handle(fsm.PlayoutDone(2)) == []
+    assert machine.handle(fsm.TimerFired(fsm.NO_INPUT_TIMER)) == []
+    assert machine.handle(fsm.CallerResumed()) == [StartTurn(3, TurnKind.RESUMED)]
+    assert not machine.held and machine.state is State.THINKING
+    assert machine.handle(fsm.CallerResumed()) == [], "a second resume is nothing new"
+
+
+def test_a_greeting_or_rating_question_cut_by_a_hold_is_asked_again() -> None:
+    machine = started()
+    machine.handle(fsm.ReplyStarted(1))
+    assert FlushPlayout() in machine.handle(fsm.CallerHeld())
+    assert machine.handle(fsm.CallerResumed()) == [StartTurn(2, TurnKind.GREETING)]
+    assert machine.state is State.GREETING
+
+    rating = CallFsm(FsmConfig(ask_rating=True))
+    rating.handle(fsm.CallStarted())
+    rating.handle(fsm.ReplyFinished(1))
+    rating.handle(fsm.PlayoutDone(1))
+    rating.handle(fsm.UtteranceEnded(800))
+    rating.handle(fsm.ReplyFinished(2, end_call=True))
+    rating.handle(fsm.PlayoutDone(2))
+    assert rating.state is State.RATING
+    rating.handle(fsm.CallerHeld())
+    assert rating.handle(fsm.CallerResumed()) == [StartTurn(4, TurnKind.RATING)]
+
+
+def test_a_held_call_still_ends_at_its_maximum_length_without_a_word() -> None:
+    machine = listening()
+    machine.handle(fsm.CallerHeld())
+    actions = machine.handle(fsm.TimerFired(fsm.MAX_DURATION_TIMER))
+    assert Hangup("max_duration") in actions and not any(isinstance(a, StartTurn) for a in actions)
+    assert machine.state is State.ENDED
+
+
+def test_a_hold_during_the_goodbye_ends_the_call() -> None:
+    machine = listening()
+    machine.handle(fsm.TimerFired(fsm.NO_INPUT_TIMER))
+    machine.handle(fsm.ReplyFinished(2))
+    machine.handle(fsm.PlayoutDone(2))
+    machine.handle(fsm.TimerFired(fsm.NO_INPUT_TIMER))
+    machine.handle(fsm.ReplyFinished(3))
+    machine.handle(fsm.PlayoutDone(3))
+    machine.handle(fsm.TimerFired(fsm.NO_INPUT_TIMER))
+    assert machine.state is State.CLOSING
+    actions = machine.handle(fsm.CallerHeld())
+    assert Hangup("no_input") in actions and machine.state is State.ENDED

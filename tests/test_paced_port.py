@@ -18,6 +18,7 @@ class Listener:
         self.frames: list[bytes] = []
         self.digits: list[str] = []
         self.hangups: list[str] = []
+        self.holds: list[bool] = []
 
     def on_frame(self, frame: bytes) -> None:
         self.frames.append(frame)
@@ -27,6 +28,9 @@ class Listener:
 
     def on_hangup(self, reason: str) -> None:
         self.hangups.append(reason)
+
+    def on_hold(self, held: bool) -> None:
+        self.holds.append(held)
 
 
 class BufferingPort(MemoryPort):

@@ -7,12 +7,16 @@ the goodbye 350 Hz.
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from tests.support.rtp import RtpPeer
 from tests.support.server import TomsipServer
 from tests.support.sipp import run_sipp
 from tests.support.tones import Tone, find_tones, near
+from tomsip.audio.frames import rms_dbfs
+from tomsip.audio.g711 import ulaw_to_pcm
 
 pytestmark = pytest.mark.sip
 
@@ -108,11 +112,24 @@ def test_cancel_before_answer(server: TomsipServer) -> None:
     assert server.wait_metric('tomsip_calls_total{outcome="not_answered"}', before + 1) == before + 1
 
 
-def test_hold_and_resume_then_converse(server: TomsipServer, rtp_peer: RtpPeer) -> None:
+def test_a_caller_who_holds_is_not_talked_to_and_is_greeted_again_on_resume(
+    server: TomsipServer, rtp_peer: RtpPeer
+) -> None:
+    """The caller holds 300 ms into the 800 ms greeting, for 2 s, resumes, then speaks."""
+    holds = server.metric("tomsip_caller_holds_total")
     result = run_sipp("hold_resume", server.sip_port, "1000", [rtp_peer.port])
     assert result.ok, result.errors
+    start = rtp_peer.packets[0].arrival
+    voiced = [p.arrival - start for p in rtp_peer.packets if rms_dbfs(ulaw_to_pcm(p.payload)) > -45]
+    silent_spans = [(a, b) for a, b in itertools.pairwise(voiced) if b - a > 1.0]
+    assert silent_spans and silent_spans[0][0] < 0.6 and silent_spans[0][1] - silent_spans[0][0] > 1.5, (
+        f"the greeting stopped at the hold and nothing was said to the held line: {silent_spans}"
+    )
+    greetings = [t for t in tones_of(rtp_peer) if near(t.hz, 440)]
+    assert len(greetings) == 2 and greetings[0].length_ms < 500, greetings  # cut by the hold, then again
     reply = first(tones_of(rtp_peer), 600)
-    assert abs(reply.length_ms - SPEECH_MS) <= 400
+    assert abs(reply.length_ms - SPEECH_MS) <= 400, "the conversation goes on after the resume"
+    assert server.wait_metric("tomsip_caller_holds_total", holds + 1) == holds + 1
 
 
 def test_no_common_codec_is_refused_with_488(server: TomsipServer) -> None:

@@ -109,6 +109,11 @@ class PacedPort(ABC):
         if self._listener is not None and not self._closed:
             self._listener.on_dtmf(digit)
 
+    def hold_changed(self, held: bool) -> None:
+        """The far end put the call on hold, or took it off."""
+        if self._listener is not None and not self._closed:
+            self._listener.on_hold(held)
+
     def remote_closed(self, reason: str) -> None:
         """The far end hung up or went away."""
         if self._closed:

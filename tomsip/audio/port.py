@@ -27,6 +27,10 @@ class PortListener(Protocol):
 
     def on_hangup(self, reason: str) -> None: ...
 
+    def on_hold(self, held: bool) -> None:
+        """The far end put the call on hold (True) or took it off (False)."""
+        ...
+
 
 class AudioPort(Protocol):
     """One conversation's media, whatever carried it in."""

@@ -147,6 +147,16 @@ class RemoteHangup:
 
 
 @dataclass(frozen=True)
+class CallerHeld:
+    """The far end put the call on hold (a re-INVITE with sendonly or inactive media)."""
+
+
+@dataclass(frozen=True)
+class CallerResumed:
+    """The far end took the call off hold."""
+
+
+@dataclass(frozen=True)
 class LocalHangupRequested:
     """Operator or drain deadline: close the call now."""
 
@@ -171,6 +181,8 @@ Event = (
     | BackendBargeIn
     | RatingHeard
     | RatingGiven
+    | CallerHeld
+    | CallerResumed
 )
 
 # ---- actions ----------------------------------------------------------------------------------
@@ -322,6 +334,8 @@ class CallFsm:
     rating_source: str = ""
     hung_up_while_speaking: bool = False
     _hearing_rating: bool = False
+    held: bool = False  # the caller holds the call: nothing is said to the line, nothing heard is a turn
+    _resume_kind: TurnKind = TurnKind.RESUMED
 
     def handle(self, event: Event) -> list[Action]:
         if self.state is State.ENDED:
@@ -331,6 +345,8 @@ class CallFsm:
             return self._end("transferred" if self._transferring else event.reason, send_bye=False)
         if isinstance(event, LocalHangupRequested):
             return self._end(event.reason, send_bye=True)
+        if self.held and not isinstance(event, (CallerResumed, TimerFired)):
+            return []  # music on hold is not speech, and the cancelled turn's late news changes nothing
         handler = getattr(self, "_on_" + type(event).__name__, None)
         return handler(event) if handler else []
 
@@ -550,7 +566,39 @@ class CallFsm:
         self.state = State.THINKING
         return [*actions, CancelTimer(NO_INPUT_TIMER), *self._new_turn(TurnKind.DIGIT, digit=event.digit)]
 
+    def _on_CallerHeld(self, _: CallerHeld) -> list[Action]:
+        """Stop talking to a held line: the turn in progress is cancelled (it is said again, or the
+        caller welcomed back, on resume), and no silence counts against the caller while held."""
+        if self.held:
+            return []
+        if self.state is State.CLOSING:  # the goodbye (or a transfer) was under way: nothing is left to say
+            return [] if self._transferring else self._end(self.end_reason or "completed", send_bye=True)
+        actions: list[Action] = []
+        if self.state in (State.THINKING, State.SPEAKING, State.GREETING, State.RATING):
+            actions += self._interrupt()
+        self._resume_kind = {State.GREETING: TurnKind.GREETING, State.RATING: TurnKind.RATING}.get(
+            self.state, TurnKind.RESUMED
+        )
+        self.held = True
+        self._hearing_rating = False
+        if self.state is not State.RATING:
+            self.state = State.LISTENING
+        return [*actions, CancelTimer(NO_INPUT_TIMER), CancelTimer(RATING_TIMER)]
+
+    def _on_CallerResumed(self, _: CallerResumed) -> list[Action]:
+        """Back from hold: the greeting or the rating question again, or a welcome back that picks up
+        the conversation where it was."""
+        if not self.held:
+            return []
+        self.held = False
+        self._no_input_prompts = 0
+        kind = self._resume_kind
+        self.state = {TurnKind.GREETING: State.GREETING, TurnKind.RATING: State.RATING}.get(kind, State.THINKING)
+        return self._new_turn(kind)
+
     def _on_TimerFired(self, event: TimerFired) -> list[Action]:
+        if self.held:  # only the call's own length still counts; it ends a held call without a word
+            return self._end("max_duration", send_bye=True) if event.name == MAX_DURATION_TIMER else []
         if event.name == MAX_DURATION_TIMER:
             if self.state is State.CLOSING:
                 return []

@@ -134,9 +134,14 @@ class CallSession:
     def on_hangup(self, reason: str) -> None:
         self._guard("hangup", self._feed, fsm.RemoteHangup(reason))
 
+    def on_hold(self, held: bool) -> None:
+        if held:
+            self.metrics.caller_holds.inc()
+        self._guard("hold", self._feed, fsm.CallerHeld() if held else fsm.CallerResumed())
+
     def _on_frame(self, frame: bytes) -> None:
-        if self.fsm.state is fsm.State.ENDED:
-            return
+        if self.fsm.state is fsm.State.ENDED or self.fsm.held:
+            return  # a held line carries music or nothing: neither is the caller speaking
         self.brain.hear(frame)
         heard = self._taker.hear(frame, self.port.played_ms // FRAME_MS, self.fsm.state)
         if self._taker.voiced:

@@ -12,3 +12,4 @@ class TurnKind(enum.Enum):
     NO_INPUT = "no_input"
     GOODBYE = "goodbye"
     RATING = "rating"  # ask the caller to rate the call, on the scale in tomsip/conversation/rating.py
+    RESUMED = "resumed"  # the caller is back from holding the call: welcome them back, pick up the thread

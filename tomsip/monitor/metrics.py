@@ -23,6 +23,9 @@ class Metrics:
         self.admission_refusals = Counter(
             "tomsip_admission_refusals_total", "Calls refused at admission", ["reason"], registry=r
         )
+        self.caller_holds = Counter(
+            "tomsip_caller_holds_total", "Times callers put a call on hold (the assistant pauses)", registry=r
+        )
         self.dtmf_digits = Counter("tomsip_dtmf_digits_total", "DTMF digits received", registry=r)
         self.media_tick_seconds = Histogram(
             "tomsip_media_tick_seconds",

@@ -121,7 +121,11 @@ class BaresipPort(PacedPort):
         self.digit_received(event.digit)
 
     def _on_stack_event(self, event: StackEvent) -> None:
-        if event.event is Event.CALL_CLOSED:
+        if event.event in (Event.CALL_HOLD, Event.CALL_RESUME):
+            held = event.event is Event.CALL_HOLD
+            self.log.info("the caller %s the call", "holds" if held else "resumes")
+            self.hold_changed(held)
+        elif event.event is Event.CALL_CLOSED:
             detail = event.text or ""
             self.log.info("call closed by the stack: %s", detail or "-")
             self.remote_closed("rtp_timeout" if "rtp" in detail.lower() else "remote_hangup")

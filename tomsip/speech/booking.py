@@ -27,6 +27,7 @@ DEFAULT_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")
 # What the assistant says word for word (the phrase cache synthesizes each once per process).
 GOODBYE = "Thank you for calling. Goodbye!"
 STILL_THERE = "Are you still there? "
+WELCOME_BACK = "Welcome back. "
 NOT_HEARD = "Sorry, I didn't hear that. "
 NOT_CAUGHT = "Sorry, I didn't catch that."
 JUST_DAY_AND_TIME = "Please just tell me the day and time you would like."
@@ -39,8 +40,9 @@ ASK_TIME = "What time would suit you?"
 ASK_DAY = "Which day would you like?"
 ASK_BOTH = "Which day and time would you like to come in?"
 FIXED_PHRASES = (
-    GOODBYE, STILL_THERE, NOT_HEARD, NOT_CAUGHT, JUST_DAY_AND_TIME, ASK_AGAIN, PUT_THROUGH, NOBODY_ELSE, TROUBLE,
-    ASK_CONFIRM, ASK_TIME, ASK_DAY, ASK_BOTH, "Sure.", "Okay.", "Great.", "No problem.", "Of course.",
+    GOODBYE, STILL_THERE, WELCOME_BACK, NOT_HEARD, NOT_CAUGHT, JUST_DAY_AND_TIME, ASK_AGAIN, PUT_THROUGH,
+    NOBODY_ELSE, TROUBLE, ASK_CONFIRM, ASK_TIME, ASK_DAY, ASK_BOTH,
+    "Sure.", "Okay.", "Great.", "No problem.", "Of course.",
 )  # fmt: skip
 
 
@@ -112,6 +114,8 @@ class BookingConversation:
             return [ReplyText(self.options.rating_prompt)]
         if kind is TurnKind.NO_INPUT:
             return self._say(STILL_THERE + self._question())
+        if kind is TurnKind.RESUMED:
+            return self._say(WELCOME_BACK + self._question())
         if kind is TurnKind.DIGIT:
             return self._on_digit(request.digit)
         text = transcript.text.strip() if transcript else ""

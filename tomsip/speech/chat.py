@@ -39,6 +39,7 @@ DEFAULT_PROMPT = (
 GOODBYE = "Thank you for calling. Goodbye!"
 STILL_THERE = "Are you still there?"
 NOT_HEARD = "Sorry, I didn't hear that. Could you say it again?"
+WELCOME_BACK = "Welcome back. Where were we?"
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,9 @@ class ChatConversation:
         if kind is TurnKind.NO_INPUT:
             yield ReplyText(STILL_THERE)
             return
+        if kind is TurnKind.RESUMED:
+            yield ReplyText(WELCOME_BACK)
+            return
         if kind is TurnKind.DIGIT:
             user = f"(The caller pressed the key {request.digit}.)"
         else:
@@ -202,4 +206,4 @@ class ChatResponder:
 
     def fixed_phrases(self, options: Mapping[str, object]) -> list[str]:
         conversation = ChatConversation(self.client, options)
-        return [conversation.greeting, conversation.rating_prompt, GOODBYE, STILL_THERE, NOT_HEARD]
+        return [conversation.greeting, conversation.rating_prompt, GOODBYE, STILL_THERE, NOT_HEARD, WELCOME_BACK]

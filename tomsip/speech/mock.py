@@ -37,6 +37,7 @@ DIGITS = "0123456789*#ABCD"
 GREETING_TONE = (440, 800)
 GOODBYE_TONE = (350, 600)
 NO_INPUT_TONE = (3000, 300)
+RESUMED_TONE = (3500, 300)  # back from hold
 RATING_TONE = (1800, 500)
 HANGUP_DIGIT_TONE = (2600, 300)
 DIGIT_HZ = 2400
@@ -75,6 +76,8 @@ class MockConversation:
             yield _tone_text(GOODBYE_TONE)
         elif kind is TurnKind.NO_INPUT:
             yield _tone_text(NO_INPUT_TONE)
+        elif kind is TurnKind.RESUMED:
+            yield _tone_text(RESUMED_TONE)
         elif kind is TurnKind.RATING:
             yield _tone_text(RATING_TONE)
         elif kind is TurnKind.DIGIT:

@@ -57,6 +57,7 @@ MAX_PENDING_SENDS = 200  # 20 s of audio; past it the backend is not keeping up 
 PROMPTS = {
     TurnKind.NO_INPUT: "The caller has gone quiet. Briefly ask whether they are still there.",
     TurnKind.GOODBYE: "The call is ending now. Say a short, friendly goodbye.",
+    TurnKind.RESUMED: "The caller put the call on hold and is back. Welcome them back in a few words and carry on.",
     TurnKind.RATING: "Ask the caller to rate this call from one to five on the keypad. Say nothing else.",
 }
 
