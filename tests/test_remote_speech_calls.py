@@ -116,6 +116,10 @@ def test_two_nodes_without_models_share_one_worker(
         for peer in peers:
             peer.close()
     assert worker.metric('tomsip_worker_requests_total{endpoint="/v1/audio/transcriptions",status="200"}') >= 4
+    for node in nodes:
+        assert node.stop() == 0, "a node with remote speech drains and exits 0"
+        assert "level=error" not in node.log_text()
+    assert worker.stop() == 0
 
 
 def test_a_worker_stopped_mid_call_sends_the_next_turn_to_the_other(
