@@ -20,14 +20,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.answering import Clip, labelled_clips  # noqa: E402
+from tests.support.answering import Clip, Speaker, labelled_clips  # noqa: E402
 from tomsip.audio.answer_detector import AnswerDetector, Verdict  # noqa: E402
 from tomsip.audio.vad import VoiceDetector  # noqa: E402
 
 KINDS = ("short", "talks on", "voicemail + beep", "voicemail, no beep", "silent line")
 
 
-def piper_voice() -> dict[str, object]:
+def piper_voice() -> dict[str, Speaker]:
     from tomsip.speech.local.pipeline import speak_offline
 
     return {"piper joe": lambda text: np.frombuffer(speak_offline(text), dtype="<i2")}

@@ -8,7 +8,9 @@ G.711 u-law leg and gets a faint noise floor, as a phone line would give it.
 
 from __future__ import annotations
 
+import functools
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +24,7 @@ ESPEAK_VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-029", "en-us+f3")
 CLIP_S = 7.0
 
 SHORT = ("Hello?", "Yes, hello?", "Hi, this is Anna.", "Hello, who is this?", "Hello.")
-TALKATIVE = (("Hello?", "Hello? Who is this?", "I can't hear you, hello?"),)
+TALKATIVE = ("Hello?", "Hello? Who is this?", "I can't hear you, hello?")  # each after a pause
 GREETING = (
     "Hi, you have reached Anna and Tom. We can't come to the phone right now. "
     "Please leave your name and number after the tone, and we will call you back."
@@ -64,29 +66,26 @@ def phone_line(parts: list[np.ndarray], seed: int) -> bytes:
     return resample_once(ulaw_to_pcm(pcm_to_ulaw(narrow)), 8000, SAMPLE_RATE)
 
 
-def labelled_clips(speak: dict[str, object] | None = None) -> list[Clip]:
+Speaker = Callable[[str], np.ndarray]
+
+
+def labelled_clips(speak: dict[str, Speaker] | None = None) -> list[Clip]:
     """At least 20 clips: for every voice a short answer, a talkative person, a voicemail greeting with
-    a beep and one without; and silent lines. `speak` may add voices: name -> callable(text) -> int16 array."""
-    voices: dict[str, object] = {v: (lambda text, v=v: espeak(text, v)) for v in ESPEAK_VOICES}
+    a beep and one without; and silent lines. `speak` adds voices: name -> text to int16 samples."""
+    voices: dict[str, Speaker] = {v: functools.partial(espeak, voice=v) for v in ESPEAK_VOICES}
     voices.update(speak or {})
     clips: list[Clip] = []
     for n, (name, say) in enumerate(voices.items()):
-        speak_fn = say  # type: ignore[assignment]
         lead = silence(0.3 + 0.1 * (n % 5))
         short = SHORT[n % len(SHORT)]
-        clips.append(Clip(f"{name}: short {short!r}", "human", phone_line([lead, speak_fn(short)], n)))  # type: ignore[operator]
-        parts = [lead]
-        for phrase in TALKATIVE[0]:
-            parts += [speak_fn(phrase), silence(1.0)]  # type: ignore[operator]
-        clips.append(Clip(f"{name}: talks on", "human", phone_line(parts, 100 + n)))
-        greeting = speak_fn(GREETING)  # type: ignore[operator]
-        clips.append(
-            Clip(
-                f"{name}: voicemail + beep",
-                "machine",
-                phone_line([lead, greeting, silence(0.3), beep(), silence(1.0)], 200 + n),
-            )
-        )
+        clips.append(Clip(f"{name}: short {short!r}", "human", phone_line([lead, say(short)], n)))
+        talk = [lead]
+        for phrase in TALKATIVE:
+            talk += [say(phrase), silence(1.0)]
+        clips.append(Clip(f"{name}: talks on", "human", phone_line(talk, 100 + n)))
+        greeting = say(GREETING)
+        with_beep = [lead, greeting, silence(0.3), beep(), silence(1.0)]
+        clips.append(Clip(f"{name}: voicemail + beep", "machine", phone_line(with_beep, 200 + n)))
         clips.append(
             Clip(f"{name}: voicemail, no beep", "machine", phone_line([lead, greeting, silence(2.0)], 300 + n))
         )

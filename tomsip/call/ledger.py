@@ -127,6 +127,9 @@ class CallLedger:
         self._metrics.dtmf_digits.inc()
         self._log.info("dtmf digit received")
 
+    def held(self) -> None:
+        self._metrics.caller_holds.inc()
+
     def signals(self, conduct: Conduct) -> CallSignals:
         """What the learning loop's reward is made of, as this call went."""
         latencies = self._voice_to_voice_ms

@@ -136,7 +136,7 @@ class CallSession:
 
     def on_hold(self, held: bool) -> None:
         if held:
-            self.metrics.caller_holds.inc()
+            self.ledger.held()
         self._guard("hold", self._feed, fsm.CallerHeld() if held else fsm.CallerResumed())
 
     def _on_frame(self, frame: bytes) -> None:

@@ -66,33 +66,32 @@ class _Stages:
     stt: SpeechToText
     tts: SpeechEngine
     transcribe_sync: Callable[[bytes], Transcript]
-    timed: frozenset[str]  # the stages this machine runs (calibration times only these)
-    queue_waits: list[Callable[[], float]] = field(default_factory=list)
-    busy: list[Callable[[], str | None]] = field(default_factory=list)
+    local_waits: list[Callable[[], float]] = field(default_factory=list)  # the in-process pools' queue wait
     closers: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
-    reports: dict[str, SpeechWorkers] = field(default_factory=dict)
+    workers: dict[str, SpeechWorkers] = field(default_factory=dict)  # the stages speech workers serve
+
+    @property
+    def timed(self) -> frozenset[str]:
+        """The stages this machine runs itself (calibration times only these)."""
+        return frozenset({"stt", "tts"} - set(self.workers))
 
 
 def _stages(config: OfflineSpeechConfig, metrics: Metrics, remote: RemoteSpeechConfig | None) -> _Stages:
     wait = metrics.inference_queue_wait_seconds
     http = WorkerHttp(remote) if remote is not None else None
-    closers: list[Callable[[], Awaitable[None] | None]] = []
-    queue_waits: list[Callable[[], float]] = []
-    busy: list[Callable[[], str | None]] = []
-    reports: dict[str, SpeechWorkers] = {}
-    timed: set[str] = set()
+    workers: dict[str, SpeechWorkers] = {}
+    for stage, urls in (("stt", remote.stt_urls if remote else ()), ("tts", remote.tts_urls if remote else ())):
+        if urls and http is not None:
+            workers[stage] = SpeechWorkers(stage, urls, http, metrics)
+            workers[stage].wait_ready()
+    local_waits: list[Callable[[], float]] = []
+    closers: list[Callable[[], Awaitable[None] | None]] = [w.close for w in workers.values()]
     stt: SpeechToText
     tts: SpeechEngine
 
-    if remote is not None and http is not None and remote.stt_urls:
-        stt_workers = SpeechWorkers("stt", remote.stt_urls, http, metrics)
-        stt_workers.wait_ready()
-        stt = RemoteSpeechToText(stt_workers)
+    if "stt" in workers:
+        stt = RemoteSpeechToText(workers["stt"])
         transcribe_sync: Callable[[bytes], Transcript] = _not_timed
-        queue_waits.append(stt_workers.queue_wait_s)
-        busy.append(stt_workers.busy_reason)
-        closers.append(stt_workers.close)
-        reports["stt"] = stt_workers
     else:
         whisper = _whisper(config.stt_threads)
         recognizer = WhisperSpeechToText(whisper)
@@ -107,27 +106,19 @@ def _stages(config: OfflineSpeechConfig, metrics: Metrics, remote: RemoteSpeechC
         )
         stt = WhisperSpeechToText(whisper, stt_pool)
         transcribe_sync = recognizer.transcribe_sync
-        queue_waits.append(stt_pool.recent_wait.seconds)
+        local_waits.append(stt_pool.recent_wait.seconds)
         closers.append(stt_pool.close)
-        timed.add("stt")
 
-    if remote is not None and http is not None and remote.tts_urls:
-        tts_workers = SpeechWorkers("tts", remote.tts_urls, http, metrics)
-        tts_workers.wait_ready()
-        tts = RemoteSpeech(tts_workers)
-        queue_waits.append(tts_workers.queue_wait_s)
-        busy.append(tts_workers.busy_reason)
-        closers.append(tts_workers.close)
-        reports["tts"] = tts_workers
+    if "tts" in workers:
+        tts = RemoteSpeech(workers["tts"])
     else:
         tts_pool = InferencePool("tts", config.tts_workers, config.inference_queue, wait)
         tts = PiperSpeech(offline_voice(), tts_pool)
-        queue_waits.append(tts_pool.recent_wait.seconds)
+        local_waits.append(tts_pool.recent_wait.seconds)
         closers.append(tts_pool.close)
-        timed.add("tts")
     if http is not None:
         closers.append(http.close)
-    return _Stages(stt, tts, transcribe_sync, frozenset(timed), queue_waits, busy, closers, reports)
+    return _Stages(stt, tts, transcribe_sync, local_waits, closers, workers)
 
 
 def _not_timed(audio: bytes) -> Transcript:
@@ -160,7 +151,7 @@ def build_offline_pipeline(
 
     def calibrate_here(budget: float) -> Calibration | None:
         """The local stages timed; remote ones at what their workers report (the smaller wins)."""
-        reported = [c for c in (w.capacity() for w in stages.reports.values()) if c > 0]
+        reported = [c for c in (w.capacity() for w in stages.workers.values()) if c > 0]
         remote = min(reported) if reported else None
         if stages.timed:
             measured = calibrate(stages.transcribe_sync, stages.tts.speak_sync, budget, timed=stages.timed)
@@ -172,18 +163,19 @@ def build_offline_pipeline(
         return Calibration(0.0, 0.0, machine_cores(), budget, remote, workers=remote)
 
     def queue_wait_s() -> float:
-        return max(wait() for wait in stages.queue_waits)
+        waits = [*stages.local_waits, *(w.queue_wait_s for w in stages.workers.values())]
+        return max(wait() for wait in waits)
 
     def busy_reason() -> str | None:
-        return next((reason for check in stages.busy if (reason := check()) is not None), None)
+        return next((r for w in stages.workers.values() if (r := w.busy_reason()) is not None), None)
 
     async def probe_all() -> dict[str, object]:
         report: dict[str, object] = {"ok": True, "backend": "local"}
         if probe is not None:
             report = dict(await probe())
-        for stage, workers in stages.reports.items():
+        for stage, workers in stages.workers.items():
             report[f"{stage}_workers"] = await workers.probe_report()
-        if stages.reports:
+        if stages.workers:
             report["ok"] = bool(report.get("ok")) and busy_reason() != "speech_workers_down"
             report["backend"] = "speech-workers" if probe is None else report.get("backend")
         return report

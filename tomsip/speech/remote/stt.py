@@ -15,15 +15,7 @@ import aiohttp
 
 from tomsip.audio.frames import SAMPLE_RATE
 from tomsip.audio.wav import write_wav
-from tomsip.speech.remote.workers import (
-    SpeechWorkers,
-    Worker,
-    WorkerFailed,
-    WorkerFull,
-    conversation_header,
-    queue_wait_s,
-    retry_after_s,
-)
+from tomsip.speech.remote.workers import SpeechWorkers, Worker, WorkerFailed, conversation_header
 from tomsip.speech.stages import SpeechStageError, Transcript
 
 MIN_UTTERANCE_BYTES = SAMPLE_RATE // 5 * 2  # under 200 ms: nothing to recognise, nothing to send
@@ -49,13 +41,7 @@ class RemoteSpeechToText:
         url = worker.url + "/v1/audio/transcriptions"
         try:
             async with self.workers.http.session().post(url, data=form, headers=conversation_header()) as resp:
-                self.workers.heard_wait(queue_wait_s(resp))
-                if resp.status == 503:
-                    raise WorkerFull(retry_after_s(resp))
-                if resp.status >= 500:
-                    raise WorkerFailed(f"http {resp.status}")
-                if resp.status != 200:
-                    raise SpeechStageError(self.workers.backend, f"http_{resp.status}")
+                self.workers.check_answer(resp)
                 body = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise WorkerFailed(type(exc).__name__) from None

@@ -22,15 +22,7 @@ import aiohttp
 
 from tomsip.audio.frames import SAMPLE_RATE
 from tomsip.audio.resample import StreamResampler, resample_once
-from tomsip.speech.remote.workers import (
-    SpeechWorkers,
-    Worker,
-    WorkerFailed,
-    WorkerFull,
-    conversation_header,
-    queue_wait_s,
-    retry_after_s,
-)
+from tomsip.speech.remote.workers import SpeechWorkers, Worker, WorkerFailed, conversation_header
 from tomsip.speech.stages import PipelineError, SpeechStageError
 
 READ_BYTES = 3200  # 100 ms at 16 kHz: what the reply's playout is fed per read at most
@@ -62,9 +54,8 @@ class RemoteSpeech:
         workers = self.workers
         started = time.perf_counter()
         worker, response = await workers.call(lambda worker: self._open(worker, text))
-        rate = _rate(response.headers.get("Content-Type", ""))
-        converter = None if rate == SAMPLE_RATE else StreamResampler(rate, 1, SAMPLE_RATE)
-        carry = b""
+        # whole samples at the node's rate, however the reads cut them (an odd byte waits for the next)
+        converter = StreamResampler(_rate(response.headers.get("Content-Type", "")), 1, SAMPLE_RATE)
         finished = False
         try:
             while True:
@@ -79,9 +70,7 @@ class RemoteSpeech:
                 if started:
                     workers.served_first_audio(time.perf_counter() - started)
                     started = 0.0
-                chunk, carry = _even(carry + chunk)
-                if converter is not None:
-                    chunk = converter.convert(chunk)
+                chunk = converter.convert(chunk)
                 if chunk:
                     yield chunk
         finally:
@@ -98,15 +87,12 @@ class RemoteSpeech:
             response = await self.workers.http.session().post(url, json=body, headers=conversation_header())
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise WorkerFailed(type(exc).__name__) from None
-        self.workers.heard_wait(queue_wait_s(response))
-        if response.status == 200:
-            return worker, response
-        response.release()
-        if response.status == 503:
-            raise WorkerFull(retry_after_s(response))
-        if response.status >= 500:
-            raise WorkerFailed(f"http {response.status}")
-        raise SpeechStageError(self.workers.backend, f"http_{response.status}")
+        try:
+            self.workers.check_answer(response)
+        except BaseException:
+            response.release()
+            raise
+        return worker, response
 
     def speak_sync(self, sentence: str) -> bytes:
         """One sentence, blocking (start-up): every worker that is up is tried in turn, again and
@@ -125,7 +111,8 @@ class RemoteSpeech:
                 try:
                     with urllib.request.urlopen(request, timeout=self.workers.config.timeout_s * 4) as resp:
                         rate = _rate(resp.headers.get("Content-Type", ""))
-                        pcm, _ = _even(resp.read())
+                        data = resp.read()
+                        pcm = data[: len(data) - len(data) % 2]
                         return pcm if rate == SAMPLE_RATE else resample_once(pcm, rate, SAMPLE_RATE)
                 except urllib.error.HTTPError as exc:
                     problems.append(f"{worker.url}: http {exc.code}")
@@ -143,9 +130,3 @@ class RemoteSpeech:
 def _rate(content_type: str) -> int:
     match = re.search(r"rate=(\d+)", content_type)
     return int(match.group(1)) if match else 24000  # OpenAI's pcm
-
-
-def _even(data: bytes) -> tuple[bytes, bytes]:
-    """Whole samples, and the odd byte left for the next read."""
-    cut = len(data) - len(data) % 2
-    return data[:cut], data[cut:]

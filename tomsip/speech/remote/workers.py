@@ -89,6 +89,7 @@ class WorkerHttp:
     def __init__(self, config: RemoteSpeechConfig) -> None:
         self.config = config
         self._session: aiohttp.ClientSession | None = None
+        self._health: dict[str, tuple[float, asyncio.Future[object]]] = {}
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -98,6 +99,23 @@ class WorkerHttp:
             connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
             self._session = aiohttp.ClientSession(headers=headers, timeout=timeout, connector=connector)
         return self._session
+
+    async def health(self, url: str) -> object:
+        """A worker's /healthz body (HOSTED for a server without one). The STT and TTS stages often
+        name the same workers: a check one stage made lately is shared with the other, not repeated."""
+        now = time.monotonic()
+        recent = self._health.get(url)
+        if recent is None or now - recent[0] >= self.config.probe_every_s / 2:
+            recent = (now, asyncio.ensure_future(self._fetch_health(url)))
+            self._health[url] = recent
+        return await asyncio.shield(recent[1])
+
+    async def _fetch_health(self, url: str) -> object:
+        async with asyncio.timeout(max(1.0, self.config.probe_every_s)):
+            async with self.session().get(url + "/healthz") as resp:
+                if resp.status in NO_HEALTH_ENDPOINT:
+                    return HOSTED
+                return await resp.json(content_type=None) if resp.status == 200 else None
 
     async def close(self) -> None:
         if self._session is not None:
@@ -180,9 +198,19 @@ class SpeechWorkers:
         """A streamed reply's first audio came this long after the request (its SLO figure)."""
         self._metrics.speech_worker_seconds.labels(stage=self.stage).observe(seconds)
 
-    def heard_wait(self, wait_s: float | None) -> None:
+    def check_answer(self, response: aiohttp.ClientResponse) -> None:
+        """Note the queue wait a worker reports, and raise what a status other than 200 means for the
+        choice of worker: 503 full (ask the next), 5xx failed (take it out), 4xx our request's fault."""
+        wait_s = queue_wait_s(response)
         if wait_s is not None:
             self.queue_wait.observe(wait_s)
+        if response.status == 200:
+            return
+        if response.status == 503:
+            raise WorkerFull(retry_after_s(response))
+        if response.status >= 500:
+            raise WorkerFailed(f"http {response.status}")
+        raise SpeechStageError(self.backend, f"http_{response.status}")
 
     def mark_full(self, worker: Worker, for_s: float) -> None:
         worker.full_until = time.monotonic() + for_s
@@ -248,12 +276,7 @@ class SpeechWorkers:
 
     async def _probe(self, worker: Worker) -> None:
         try:
-            async with asyncio.timeout(max(1.0, self.config.probe_every_s)):
-                async with self.http.session().get(worker.url + "/healthz") as resp:
-                    if resp.status in NO_HEALTH_ENDPOINT:
-                        body: object = HOSTED
-                    else:
-                        body = await resp.json(content_type=None) if resp.status == 200 else None
+            body = await self.http.health(worker.url)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             if worker.up:
                 log.warning(

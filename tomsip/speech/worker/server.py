@@ -30,7 +30,7 @@ import math
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -47,12 +47,14 @@ from tomsip.speech.worker.conversations import ConversationTracker
 from tomsip.speech.worker.metrics import WorkerMetrics
 from tomsip.speech.worker.requests import (
     BadRequest,
-    SpeechRequest,
     Upload,
     speech_request,
     transcription_request,
 )
 from tomsip.speech.worker.settings import WorkerSettings
+
+if TYPE_CHECKING:  # the models are imported when the worker loads them
+    from tomsip.speech.local.piper_tts import PiperSpeech
 
 log = logging.getLogger("tomsip.worker")
 
@@ -240,8 +242,9 @@ class SpeechWorker:
         if not sentences:
             raise BadRequest("input", "there are no words to speak", "missing_field")
         tts = self.models.tts
+        voice = self.models.voice if job.speed == 1.0 else self.models.voice.at_rate(job.speed)
         try:
-            first = await self._sentence(job, sentences[0], wait=False)
+            first = await self._sentence(voice, job.sample_rate, sentences[0], wait=False)
         except InferenceOverloaded:
             return self._busy("tts", tts)
         media = "audio/wav" if job.response_format == "wav" else "audio/pcm"
@@ -256,17 +259,16 @@ class SpeechWorker:
             await response.write(first)
             self.metrics.first_audio_seconds.observe(time.perf_counter() - started)
             for sentence in sentences[1:]:
-                await response.write(await self._sentence(job, sentence, wait=True))
+                await response.write(await self._sentence(voice, job.sample_rate, sentence, wait=True))
             await response.write_eof()
         except ConnectionResetError:
             log.debug("speech request ended by the client (a barge-in on the node)")
         return response
 
-    async def _sentence(self, job: SpeechRequest, sentence: str, wait: bool) -> bytes:
-        """One sentence's PCM at the request's rate. With `wait` (the request was admitted), a full
-        queue slows it down instead of failing it."""
-        voice = self.models.voice if job.speed == 1.0 else self.models.voice.at_rate(job.speed)
-        make = functools.partial(voice.speak_sync, sentence, job.sample_rate)
+    async def _sentence(self, voice: PiperSpeech, rate: int, sentence: str, wait: bool) -> bytes:
+        """One sentence's PCM at `rate`. With `wait` (the request was admitted), a full queue slows
+        it down instead of failing it."""
+        make = functools.partial(voice.speak_sync, sentence, rate)
         while True:
             try:
                 return await self.models.tts.run(make)
