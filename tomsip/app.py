@@ -162,11 +162,13 @@ class App:
         await self.learner.restore(self.dialplans.plans())
         self.bridge_clock.start()
         self.call_ids.start()
+        # SIP first: /healthz answering is what says "ready" (to orchestrators, to tests), and an
+        # INVITE sent on that word must find the stack's user agents there, not a 404.
+        await self.engine.start(self.on_call)
         self._runner = web.AppRunner(self.web_app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
         await site.start()
-        await self.engine.start(self.on_call)
         log.info("tomsip ready; http on %s:%d", self.settings.http_host, self.settings.http_port)
 
     async def drain(self, timeout_s: float | None = None) -> None:
