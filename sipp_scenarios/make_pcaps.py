@@ -85,9 +85,36 @@ def g711_pcap(path: Path, pcm8k: bytes, law: str, trailing_silence_ms: int = 200
     return len(packets) * 0.02
 
 
+# Who answers an outbound call (tests/test_outbound_calls.py): people and a voicemail greeting.
+VOICEMAIL_GREETING = (
+    "Hi, you have reached Anna and Tom. We can't come to the phone right now. "
+    "Please leave your name and number after the tone, and we will call you back."
+)
+
+
+def answers_8k() -> dict[str, bytes]:
+    """What the called side says after the answer: a short "Hello?", a person who talks on after a
+    pause, and a voicemail greeting that ends with a 1 kHz beep of 500 ms."""
+    import numpy as np
+
+    def quiet(seconds: float) -> bytes:
+        return bytes(2 * int(8000 * seconds))
+
+    t = np.arange(4000) / 8000
+    beep = (np.sin(2 * np.pi * 1000 * t) * 8000).astype("<i2").tobytes()
+    return {
+        "amd_hello": quiet(0.4) + speak_8k("Hello?") + quiet(0.5),
+        "amd_talkative": quiet(0.3) + speak_8k("Hello?") + quiet(1.0) + speak_8k("Hello? Who is this?"),
+        "amd_voicemail": quiet(0.3) + speak_8k(VOICEMAIL_GREETING) + quiet(0.4) + beep,
+    }
+
+
 def main() -> None:
     out = HERE / "pcap"
     out.mkdir(exist_ok=True)
+    for name, pcm in answers_8k().items():
+        seconds = g711_pcap(out / f"{name}_pcmu.pcap", pcm, "pcmu")
+        print(f"{name}_pcmu.pcap: {seconds:.2f} s")
     seconds = g711_pcap(out / "cough_pcmu_again.pcap", cough_8k(), "pcmu", trailing_silence_ms=400, take=1)
     print(f"cough_pcmu_again.pcap: {seconds:.2f} s")
     for name, text in PIPER_SENTENCES.items():

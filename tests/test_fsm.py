@@ -401,3 +401,124 @@ def test_a_hold_during_the_goodbye_ends_the_call() -> None:
     assert machine.state is State.CLOSING
     actions = machine.handle(fsm.CallerHeld())
     assert Hangup("no_input") in actions and machine.state is State.ENDED
+
+
+# ---- outbound calls: who answered decides what is said first ----
+
+
+def detecting(leave_voicemail: bool = True) -> CallFsm:
+    machine = CallFsm(FsmConfig(detect_answer=True, leave_voicemail=leave_voicemail))
+    actions = machine.handle(fsm.CallStarted())
+    assert machine.state is State.DETECTING
+    assert not any(isinstance(a, StartTurn) for a in actions), "nothing is said before we know who answered"
+    return machine
+
+
+def test_an_outbound_call_greets_a_person_or_an_unknown_answer_once_detected() -> None:
+    for answer in ("human", "unknown"):
+        machine = detecting()
+        assert machine.handle(fsm.SpeechStarted()) == [] and machine.handle(fsm.UtteranceEnded(600)) == []
+        assert machine.handle(fsm.DigitPressed("5")) == []
+        assert machine.handle(fsm.AnswerDetected(answer)) == [StartTurn(1, TurnKind.GREETING)]
+        assert machine.state is State.GREETING
+
+
+def test_a_machine_gets_the_voicemail_message_when_ready_and_the_call_ends_after_it() -> None:
+    machine = detecting()
+    assert machine.handle(fsm.AnswerDetected("machine")) == []
+    assert machine.state is State.DETECTING  # still listening for the end of its greeting
+    actions = machine.handle(fsm.VoicemailReady())
+    assert StartTurn(1, TurnKind.VOICEMAIL) in actions and machine.state is State.CLOSING
+    assert machine.handle(fsm.SpeechStarted()) == [], "the machine's noise does not interrupt the message"
+    machine.handle(fsm.ReplyStarted(1))
+    machine.handle(fsm.ReplyFinished(1))
+    actions = machine.handle(fsm.PlayoutDone(1))
+    assert Hangup("voicemail") in actions and CallEnded("voicemail") in actions
+
+
+def test_with_no_voicemail_message_a_machine_is_hung_up_on_without_a_word() -> None:
+    machine = detecting(leave_voicemail=False)
+    machine.handle(fsm.AnswerDetected("machine"))
+    actions = machine.handle(fsm.VoicemailReady())
+    assert not any(isinstance(a, StartTurn) for a in actions)
+    assert Hangup("voicemail") in actions and machine.state is State.ENDED
+
+
+def test_a_late_detection_changes_nothing_once_the_call_went_on() -> None:
+    machine = detecting()
+    machine.handle(fsm.AnswerDetected("human"))
+    assert machine.handle(fsm.AnswerDetected("machine")) == []
+    assert machine.handle(fsm.VoicemailReady()) == []
+    assert machine.state is State.GREETING
+
+
+# ---- recording consent: never a byte without it ----
+
+
+def consent(mode: str) -> CallFsm:
+    machine = CallFsm(FsmConfig(recording=mode, consent_wait_ms=2000))
+    actions = machine.handle(fsm.CallStarted())
+    assert StartTurn(1, TurnKind.CONSENT) in actions and machine.state is State.CONSENT
+    return machine
+
+
+def asked(mode: str) -> CallFsm:
+    machine = consent(mode)
+    machine.handle(fsm.ReplyStarted(1))
+    machine.handle(fsm.ReplyFinished(1))
+    assert StartTimer(fsm.CONSENT_TIMER, 2000) in machine.handle(fsm.PlayoutDone(1))
+    return machine
+
+
+def test_asked_a_yes_by_key_or_voice_starts_the_recording_then_the_greeting() -> None:
+    machine = asked("ask")
+    actions = machine.handle(fsm.DigitPressed("1"))
+    assert fsm.StartRecording() in actions and StartTurn(2, TurnKind.GREETING) in actions
+    assert actions.index(fsm.StartRecording()) < actions.index(StartTurn(2, TurnKind.GREETING))
+    machine = asked("ask")
+    assert machine.handle(fsm.UtteranceEnded(700)) == [fsm.HearConsent()]
+    assert machine.handle(fsm.UtteranceEnded(300)) == [], "one answer is heard at a time"
+    assert fsm.StartRecording() in machine.handle(fsm.ConsentHeard(True))
+
+
+def test_asked_a_no_an_unclear_answer_or_silence_records_nothing() -> None:
+    for event, how in (
+        (fsm.DigitPressed("2"), "dtmf"),
+        (fsm.ConsentHeard(False), "speech"),
+        (fsm.ConsentHeard(None), "speech"),
+        (fsm.TimerFired(fsm.CONSENT_TIMER), "timeout"),
+    ):
+        machine = asked("ask")
+        if isinstance(event, fsm.ConsentHeard):
+            machine.handle(fsm.UtteranceEnded(500))
+        actions = machine.handle(event)
+        assert fsm.RecordingDeclined(how) in actions and fsm.StartRecording() not in actions, event
+        assert StartTurn(2, TurnKind.GREETING) in actions and machine.state is State.GREETING
+        assert machine.handle(fsm.DigitPressed("1")) != [] and fsm.StartRecording() not in machine.handle(
+            fsm.DigitPressed("1")
+        ), "a late yes is a digit for the conversation, not consent"
+
+
+def test_announced_only_an_objection_stops_the_recording() -> None:
+    machine = asked("announce")
+    assert fsm.StartRecording() in machine.handle(fsm.TimerFired(fsm.CONSENT_TIMER))
+    machine = asked("announce")
+    machine.handle(fsm.UtteranceEnded(400))
+    assert fsm.StartRecording() in machine.handle(fsm.ConsentHeard(None))
+    machine = consent("announce")  # declined by key while the notice still plays: it stops at once
+    actions = machine.handle(fsm.DigitPressed("2"))
+    assert actions[:2] == [FlushPlayout(), CancelTurn(1)] and fsm.RecordingDeclined("dtmf") in actions
+
+
+def test_the_consent_question_is_asked_again_after_a_hold_and_not_recorded_meanwhile() -> None:
+    machine = consent("ask")
+    machine.handle(fsm.CallerHeld())
+    assert machine.handle(fsm.DigitPressed("1")) == []
+    assert machine.handle(fsm.CallerResumed()) == [StartTurn(2, TurnKind.CONSENT)]
+    assert machine.state is State.CONSENT
+
+
+def test_an_outbound_call_asks_for_consent_only_once_a_person_answered() -> None:
+    machine = CallFsm(FsmConfig(detect_answer=True, recording="ask"))
+    machine.handle(fsm.CallStarted())
+    assert machine.handle(fsm.AnswerDetected("human")) == [StartTurn(1, TurnKind.CONSENT)]

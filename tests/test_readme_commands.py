@@ -95,7 +95,7 @@ def readme_server() -> Iterator[None]:
 
 def test_the_readme_shows_the_commands_this_file_runs() -> None:
     blocks = sh_blocks()
-    assert len(blocks) == 4, "a new sh block in the README needs a test here"
+    assert len(blocks) == 5, "a new sh block in the README needs a test here"
     assert "bash scripts/test" in blocks[0][1] and SERVE.search(blocks[0][0])
     assert blocks[1][0] == "cd sipp_scenarios" and blocks[1][-1].startswith("sipp ")
     browser = block("export TOMSIP_JWT_SECRET")
@@ -103,7 +103,10 @@ def test_the_readme_shows_the_commands_this_file_runs() -> None:
     inline = set(re.findall(r"`(tomsip [a-z]+)", README))
     speech = block("tomsip speech-worker &")
     assert speech[-1].endswith("tomsip serve &")
-    assert inline <= {"tomsip serve", "tomsip token", "tomsip calibrate", "tomsip learn", "tomsip speech"}, inline
+    assert block("(cd sipp_scenarios && sipp")[-1].startswith("TOMSIP_ADMIN_TOKEN=change-me tomsip dial")
+    known = {"tomsip serve", "tomsip token", "tomsip calibrate", "tomsip learn", "tomsip speech", "tomsip dial"}
+    known.add("tomsip recordings")
+    assert inline <= known, inline
 
 
 def test_placing_a_test_call_as_the_readme_shows(readme_server: None) -> None:
@@ -180,6 +183,29 @@ def test_the_speech_worker_block_serves_a_node_that_loads_no_model(tmp_path: Pat
         assert all(_gone(pid) for pid in pids)
 
 
+def test_the_outbound_block_places_a_call_that_a_person_answers(tmp_path: Path) -> None:
+    """The block's SIPp answers as a person; `tomsip dial --wait` exits 0 only for an answered call."""
+    script = []
+    for line in block("(cd sipp_scenarios && sipp"):
+        script.append(line)
+        if line.endswith("&"):
+            script.append('echo "pid=$!"')
+    with open(tmp_path / "out", "wb") as stdout:
+        done = subprocess.run(["sh", "-c", "\n".join(script)], cwd=ROOT, env=env(), stdout=stdout, timeout=120)
+    out = (tmp_path / "out").read_text()
+    pids = [int(p) for p in re.findall(r"pid=(\d+)", out)]
+    try:
+        assert done.returncode == 0 and len(pids) == 1, out
+        result = json.loads(out.strip().splitlines()[-1])
+        assert result["result"] == "answered" and result["answered_by"] == "human", result
+    finally:
+        os.kill(pids[0], signal.SIGTERM)
+        deadline = time.monotonic() + 40
+        while not _gone(pids[0]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _gone(pids[0])
+
+
 @pytest.mark.parametrize(
     "command",
     [
@@ -188,6 +214,9 @@ def test_the_speech_worker_block_serves_a_node_that_loads_no_model(tmp_path: Pat
         "TOMSIP_EPISODE_LOG=/dev/null tomsip learn status",  # it reads the server's log or its Redis
         "TOMSIP_JWT_SECRET=x tomsip token --call-id demo-1 --sub me",
         "tomsip speech-worker --help",
+        "tomsip dial --help",
+        "TOMSIP_RECORDINGS_DIR=/nonexistent tomsip recordings list",
+        "TOMSIP_RECORDINGS_DIR=/nonexistent tomsip recordings purge --older-than-days 7",
     ],
 )
 def test_inline_commands_run(command: str) -> None:

@@ -24,25 +24,40 @@ from tomsip.conversation.rating import is_rating
 from tomsip.learn.learner import Assignment, PolicyLearner
 from tomsip.monitor.calls_view import CallsViewConfig, calls_routes
 from tomsip.monitor.health import health_routes
-from tomsip.monitor.logs import call_id_var
+from tomsip.monitor.logs import call_id_var, mask_number
 from tomsip.monitor.metrics import Metrics
+from tomsip.outbound.api import OutboundApi, Refused, outbound_routes
+from tomsip.outbound.dialer import Dialer, DialerConfig
+from tomsip.outbound.request import (
+    OutboundCall,
+    OutboundRequest,
+    not_answered_record,
+    outbound_options,
+    record_view,
+)
+from tomsip.outbound.status import StatusCallbacks
+from tomsip.recording.folder import RecordingFolder
 from tomsip.security.tokens import AuthRefused, TokenVerifier, load_key
 from tomsip.settings import Settings
 from tomsip.sip.admission import Admission
-from tomsip.sip.engine import IncomingCall, SipEngine
+from tomsip.sip.engine import DialFailed, IncomingCall, SipEngine
 from tomsip.speech.calibration import TURN_EVERY_S
 from tomsip.speech.phrase_cache import UnspeakablePhrase
 from tomsip.speech.registry import build_pipeline
 from tomsip.speech.stages import Pipeline
 from tomsip.store.call_ids import CallIdClaimer
 from tomsip.store.factory import build_store
+from tomsip.tasks import cancel_and_wait
 
 log = logging.getLogger("tomsip.app")
 
 
 def brain_options(route: Route) -> dict[str, object]:
-    """What a pipeline gets from the dialplan: its free [options] and the greeting."""
-    return {"greeting": route.plan.greeting, **route.plan.options}
+    """What a pipeline gets from the dialplan: its free [options], the greeting and, where the plan
+    records, the recording notice or question."""
+    recording = route.plan.recording
+    prompt = {"recording_prompt": recording.prompt} if recording.mode != "off" else {}
+    return {"greeting": route.plan.greeting, **prompt, **route.plan.options}
 
 
 def phrase_field(route: Route, text: str) -> str:
@@ -52,6 +67,8 @@ def phrase_field(route: Route, text: str) -> str:
         return f"policies.{policy.name}.greeting" if policy is not None and policy.greeting else "greeting"
     if text == route.plan.options.get("rating_prompt"):
         return "options.rating_prompt"
+    if route.plan.recording.mode != "off" and text == route.plan.recording.prompt:
+        return f"recording.{'notice' if route.plan.recording.mode == 'announce' else 'question'}"
     return "(a built-in phrase)"
 
 
@@ -107,6 +124,16 @@ class App:
         self.gate = BrowserGate(gate_config, _verifier(settings), self.store, self.metrics, self.call_ids, self.busy)
         self._learning: set[asyncio.Task[None]] = set()
         self._answering = 0
+        self.recordings: RecordingFolder | None = None
+        if any(plan.recording.mode != "off" for plan in self.dialplans.plans()):
+            self.recordings = RecordingFolder(settings.recordings_dir, settings.recordings_retention_days)
+            self.recordings.check_writable()  # a folder that cannot take them stops start-up, not a call
+        self._purging: asyncio.Task[None] | None = None
+        pacing = DialerConfig(settings.outbound_rate, settings.outbound_max, settings.outbound_queue)
+        self.dialer = Dialer(pacing, self._place, self._placed, self.metrics)
+        self.status_callbacks = StatusCallbacks(
+            settings.status_callback_timeout_s, settings.status_callback_attempts, self.metrics
+        )
         self._runner: web.AppRunner | None = None
         self._stopped = asyncio.Event()
 
@@ -155,6 +182,8 @@ class App:
         token = self.settings.admin_token
         view = CallsViewConfig(token.get_secret_value() if token else None, self.settings.calls_show_transcripts)
         app.add_routes(calls_routes(self.store, view, self.local_words))
+        outbound = OutboundApi(token.get_secret_value() if token else None, self.submit_call, self.outbound_status)
+        app.add_routes(outbound_routes(outbound, self.metrics))
         return app
 
     async def start(self) -> None:
@@ -165,6 +194,9 @@ class App:
         # SIP first: /healthz answering is what says "ready" (to orchestrators, to tests), and an
         # INVITE sent on that word must find the stack's user agents there, not a 404.
         await self.engine.start(self.on_call)
+        self.dialer.start()
+        if self.recordings is not None:
+            self._purging = asyncio.get_running_loop().create_task(self._purge_recordings(), name="purge")
         self._runner = web.AppRunner(self.web_app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
@@ -178,7 +210,8 @@ class App:
         self.metrics.draining.set(1)
         log.info("draining: %d live calls, deadline %.0f s", len(self.sessions), timeout)
         deadline = time.monotonic() + timeout
-        while (self.sessions or self._answering) and time.monotonic() < deadline:
+        await self.dialer.close_queue()
+        while (self.sessions or self._answering or self.dialer.in_progress) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         for session in list(self.sessions.values()):
             session.request_hangup("drain")
@@ -189,8 +222,20 @@ class App:
             await asyncio.wait(self._learning, timeout=max(0.1, end - time.monotonic()))
         log.info("drained")
 
+    async def _purge_recordings(self) -> None:
+        """Retention: recordings older than TOMSIP_RECORDINGS_RETENTION_DAYS go, at start and hourly."""
+        assert self.recordings is not None
+        while True:
+            gone = await asyncio.to_thread(self.recordings.purge)
+            if gone:
+                log.info("purged %d recordings past retention", len(gone))
+            await asyncio.sleep(3600)
+
     async def stop(self) -> None:
+        await cancel_and_wait(self._purging)
+        await self.dialer.stop()
         await self.engine.stop()
+        await self.status_callbacks.close()
         await self.bridge_clock.stop()
         await self.call_ids.stop()
         if self._runner is not None:
@@ -273,15 +318,21 @@ class App:
             self.metrics.admission_refusals.labels(reason=exc.reason).inc()
             raise HostBusy(exc.reason) from None
         try:
-            return await self._converse(port, route, transport)
+            return (await self._converse(port, route, transport)).outcome
         finally:
             self.conversations.release(route.pipeline)
 
-    async def _converse(self, port: AudioPort, route: Route, transport: str) -> str:
-        """One conversation on any transport: policy, brain, session, and the episode it leaves."""
+    async def _converse(
+        self, port: AudioPort, route: Route, transport: str, context: dict[str, str] | None = None
+    ) -> CallSession:
+        """One conversation on any transport: policy, brain, session, and the episode it leaves.
+        `context`: a call we placed (its request's variables)."""
         assignment = await self.learner.assign(route.plan)
         route = route.with_policy(assignment.policy)
-        brain = self.pipelines[route.pipeline].open(port.call_id, {**brain_options(route), "codec": port.codec})
+        options = {**brain_options(route), "codec": port.codec}
+        if route.outbound:
+            options.update(outbound_options(route, context or {}))
+        brain = self.pipelines[route.pipeline].open(port.call_id, options)
         session = CallSession(
             port,
             brain,
@@ -291,16 +342,100 @@ class App:
             transport=transport,
             node=self.node_name,
             vad_aggressiveness=self.settings.vad_aggressiveness,
+            recordings=self.recordings,
         )
         key = port.call_id
         while key in self.sessions:  # a reused Call-ID must not evict a live session
             key += "+"
         self.sessions[key] = session
         try:
-            return await session.run()
+            await session.run()
+            return session
         finally:
             self.sessions.pop(key, None)
             self._learn_from(session, assignment)
+
+    # ---- calls we place ----
+
+    def submit_call(self, request: OutboundRequest) -> OutboundCall:
+        """POST /api/calls: queue the call (the dialer paces it), or say why not (Refused, QueueFull)."""
+        if self.draining:
+            raise Refused(503, "draining")
+        if not self.engine.can_dial():
+            raise Refused(409, "no_trunk", "set TOMSIP_OUTBOUND_PROXY or TOMSIP_TRUNK_REGISTRAR")
+        if self.dialplans.named(request.dialplan) is None:
+            raise Refused(400, "unknown_dialplan", f"no dialplan named {request.dialplan[:64]!r}")
+        call = OutboundCall(request)
+        self.dialer.submit(call)
+        log.info("outbound call queued to=%s dialplan=%s", mask_number(request.to), request.dialplan)
+        return call
+
+    async def outbound_status(self, call_id: str) -> dict[str, object] | None:
+        call = self.dialer.get(call_id)
+        if call is not None:
+            return call.view()
+        try:
+            record = await self.store.get_call(call_id)
+        except Exception:  # noqa: BLE001 - unknown either way
+            return None
+        return record_view(record) if record is not None and record.direction == "outbound" else None
+
+    async def _place(self, call: OutboundCall) -> None:
+        """The dialer's turn for `call`: admission by speech capacity (a call we cannot carry is not
+        placed), the INVITE, and the conversation when it is answered."""
+        call_id_var.set(call.id)
+        route = self.dialplans.named(call.request.dialplan)
+        if route is None or self.draining:
+            call.finish("not_placed", "draining" if self.draining else "unknown_dialplan")
+            return
+        try:
+            pace_s = self.conversations.take(route.pipeline, time.monotonic())
+        except ConversationRefused as exc:
+            call.finish("not_placed", exc.reason)
+            return
+        try:
+            if pace_s:
+                await asyncio.sleep(pace_s)
+            await self._dial(call, route)
+        finally:
+            self.conversations.release(route.pipeline)
+
+    async def _dial(self, call: OutboundCall, route: Route) -> None:
+        request = call.request
+        call.state = "dialing"
+        log.info("placing outbound call to=%s", mask_number(request.to))
+        started = time.monotonic()
+        try:
+            outgoing = await self.engine.dial(request.to, call.id, request.caller_id)
+            port = await outgoing.answered(route.plan.outbound.ring_s or self.settings.outbound_ring_s)
+        except DialFailed as exc:
+            call.finish(exc.result, exc.reason[:200], exc.status)
+            return
+        call.answer_s = round(time.monotonic() - started, 2)
+        self.metrics.outbound_answer_seconds.observe(call.answer_s)
+        call.state = "in_call"
+        session = await self._converse(port, route.placed(), "udp", request.context)
+        record = session.ledger.record
+        call.outcome, call.answered_by = session.outcome, record.answered_by
+        call.duration_s, call.amd_ms = record.duration_s, record.latencies_ms.get("amd")
+        call.finish("answered")
+
+    def _placed(self, call: OutboundCall) -> None:
+        """Every outbound call's result: metric, log line, record (when no session wrote one), callback."""
+        self.metrics.outbound_calls.labels(result=call.result).inc()
+        log.info(
+            "outbound call result=%s status=%s answered_by=%s",
+            call.result,
+            call.sip_status or "-",
+            call.answered_by or "-",
+            extra={"call_id": call.id},
+        )
+        if call.result != "answered":
+            try:
+                self.store.save_call(not_answered_record(call, self.node_name, time.time()), ended=True)
+            except Exception:  # noqa: BLE001 - the record is best effort, the result stands
+                self.metrics.store_errors.labels(op="write").inc()
+        self.status_callbacks.send(call)
 
     def local_words(self) -> dict[str, dict[str, str]]:
         """This node's live calls' last transcript lines (shown only when a setting allows)."""

@@ -146,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     from tomsip import learn_command as learn_commands
 
     learn_commands.add_parser(sub)
+    from tomsip.outbound import dial_command
+
+    dial_command.add_parser(sub)
+    from tomsip.recording import command as recordings_command
+
+    recordings_command.add_parser(sub)
     calibrate = sub.add_parser(
         "calibrate",
         help="time the speech models and print how many conversations this machine carries",
@@ -179,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "speech-worker":
         return _speech_worker(args)
+    if args.command == "dial":
+        return dial_command.run(args)
 
     from tomsip.monitor.logs import setup_logging
 
@@ -190,18 +198,21 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings.log_level)
     if args.command == "serve":
         from tomsip.call.dialplan import DialplanError
+        from tomsip.recording.folder import RecordingFolderError
         from tomsip.sip.baresip_engine import EngineStartError
         from tomsip.speech.stages import PipelineError
 
         try:
             code = asyncio.run(_serve(settings))
-        except (DialplanError, EngineStartError, PipelineError) as exc:
+        except (DialplanError, EngineStartError, PipelineError, RecordingFolderError) as exc:
             log.error("start-up failed: %s", exc)
             print(f"tomsip: {exc}", file=sys.stderr)
             return 2
         return _exit_after_drain(code)
     if args.command == "token":
         return _mint(args, settings)
+    if args.command == "recordings":
+        return recordings_command.run(args, settings)
     if args.command == "calibrate":
         return _calibrate(settings)
     if args.command == "learn":

@@ -35,6 +35,9 @@ class TomlFileSource(PydanticBaseSettingsSource):
 KEY_FAMILY = {"HS": "shared secret", "RS": "RSA", "PS": "RSA", "ES": "EC"}  # by algorithm prefix
 
 
+HOST_PORT = r"([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\])(:[0-9]{1,5})?"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOMSIP_", extra="ignore")
 
@@ -65,6 +68,20 @@ class Settings(BaseSettings):
     trunk_domain: str | None = Field(None, description="Trunk SIP domain (default: the registrar)")
     trunk_transport: Literal["udp", "tcp", "tls"] = Field("udp", description="Transport toward the trunk")
     trunk_register_interval_s: int = Field(300, ge=30, description="REGISTER refresh interval")
+    recordings_dir: Path = Field(
+        Path("recordings"), description="Where consented call recordings go (a folder per day); must be writable"
+    )
+    recordings_retention_days: int = Field(30, ge=0, le=36_500, description="Recordings older are purged; 0 keeps")
+    outbound_proxy: str | None = Field(
+        None, description="host[:port] that outbound calls go through when no trunk is registered"
+    )
+    outbound_domain: str | None = Field(None, description="Domain of outbound request URIs (default: the proxy)")
+    outbound_rate: float = Field(1.0, gt=0, le=100, description="Outbound calls placed per second at most")
+    outbound_max: int = Field(10, ge=1, le=1000, description="Outbound calls ringing or in progress at once")
+    outbound_queue: int = Field(100, ge=0, le=100_000, description="Outbound requests waiting; past it: 503")
+    outbound_ring_s: int = Field(30, ge=5, le=300, description="Give up on an outbound call after ringing this long")
+    status_callback_timeout_s: float = Field(5.0, gt=0, le=60, description="Per attempt, POST to status_url")
+    status_callback_attempts: int = Field(3, ge=1, le=10, description="Tries of a status_url before giving up")
     http_host: str = Field("127.0.0.1", description="HTTP listen address (health, metrics)")
     http_port: int = Field(8080, ge=0, le=65535, description="HTTP port")
     redis_url: str | None = Field(None, description="redis://host:port/db; unset: the in-process store")
@@ -254,6 +271,10 @@ class Settings(BaseSettings):
             raise ValueError("sip_tls_port needs sip_tls_cert (see certs/make-dev-cert.sh)")
         if self.trunk_registrar and not (self.trunk_user and self.trunk_password):
             raise ValueError("trunk_registrar needs trunk_user and trunk_password")
+        for name in ("outbound_proxy", "outbound_domain"):
+            value = getattr(self, name)
+            if value is not None and not re.fullmatch(HOST_PORT, value):
+                raise ValueError(f"{name} must be host or host:port (no scheme, no user); got {value!r}")
         low, high = (int(p) for p in self.rtp_ports.split("-"))
         if not 1 <= low < high <= 65535:
             # The stack ignores a range it cannot use without a word; say so here instead.

@@ -27,7 +27,7 @@ from typing import Protocol
 
 from tomsip.audio.frames import FRAME_MS, SILENCE_FRAME
 from tomsip.audio.player import PlayoutQueue
-from tomsip.audio.port import PortListener
+from tomsip.audio.port import MediaTap, PortListener
 from tomsip.conversation.events import ConversationEvent, PlayoutCleared
 
 log = logging.getLogger("tomsip.media")
@@ -70,6 +70,7 @@ class PacedPort(ABC):
         self._in_flight = 0  # frames in the transport's buffer, not yet sent
         self._dropped_in_flight = 0  # frames a flush took out of that buffer unsent
         self._recent: deque[bytes] = deque(maxlen=self.TX_LEAD_FRAMES + 2)  # frames possibly still there
+        self._tap: MediaTap | None = None
         self.log = logging.LoggerAdapter(log, {"call_id": call_id})
 
     # ---- what a transport implements ----
@@ -164,6 +165,9 @@ class PacedPort(ABC):
     def resume(self) -> None:
         self._paused = False
 
+    def set_tap(self, tap: MediaTap | None) -> None:
+        self._tap = tap
+
     @property
     def played_ms(self) -> int:
         return (self._queue.frames_out - self._dropped_in_flight - self._in_flight) * FRAME_MS
@@ -199,8 +203,11 @@ class PacedPort(ABC):
                 self._counters.silence_inserted()
         for frame in frames:
             listener.on_frame(frame)
+        sent: list[bytes] = []
         if not self._paused and (not self._queue.empty or self._in_flight):
-            self._pump_tx()
+            sent = self._pump_tx()
+        if self._tap is not None:
+            self._tap.tick(frames, sent)
 
     def fail(self, exc: BaseException) -> None:
         """The clock caught `exc` from this port: this call ends, with BYE where there is a far end."""
@@ -209,26 +216,28 @@ class PacedPort(ABC):
         asyncio.get_running_loop().create_task(self.hangup())
         self.remote_closed("error")
 
-    def _pump_tx(self) -> None:
+    def _pump_tx(self) -> list[bytes]:
+        """Hand the transport what it has room for; returns the frames it took."""
         buffered = 0
         if self.BUFFERS_TX:
             reported = self.tx_buffered()
             if reported is None:
-                return
+                return []
             buffered = reported
             self._in_flight = min(self._in_flight, buffered)  # the rest went out since the last tick
         want = self.TX_LEAD_FRAMES - buffered
         if want <= 0:
-            return
+            return []
         frames = self._queue.take(want)
         if not frames:
-            return
+            return []
         taken = self.write_frames(frames)
         if taken < len(frames):
             self._queue.push_back(frames[taken:])  # the transport was full: they go next tick
         if self.BUFFERS_TX:
             self._recent.extend(frames[:taken])
             self._in_flight += taken
+        return frames[:taken]
 
     def _take_back(self) -> list[bytes]:
         """Empty the transport's buffer; returns the frames it had not sent, oldest first."""

@@ -32,6 +32,14 @@ class PortListener(Protocol):
         ...
 
 
+class MediaTap(Protocol):
+    """Sees a call's audio both ways, tick by tick (a consented recording)."""
+
+    def tick(self, heard: list[bytes], sent: list[bytes]) -> None:
+        """The frames heard from the far end this tick, and the frames sent to it."""
+        ...
+
+
 class AudioPort(Protocol):
     """One conversation's media, whatever carried it in."""
 
@@ -80,6 +88,10 @@ class AudioPort(Protocol):
     def notify(self, event: ConversationEvent) -> None:
         """A state change, transcript line or cleared playout, for a transport with a display (a
         browser); a transport without one ignores it."""
+        ...
+
+    def set_tap(self, tap: MediaTap | None) -> None:
+        """Start (or with None, stop) handing each tick's audio both ways to `tap`."""
         ...
 
     async def hangup(self) -> None:

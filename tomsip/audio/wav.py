@@ -77,15 +77,16 @@ def _decode(fmt: tuple[int, int, int, int], body: bytes) -> Wav:
     return Wav(samples.tobytes(), rate)
 
 
-def wav_header(rate: int, data_bytes: int | None = None) -> bytes:
-    """A mono PCM16 WAV header; `data_bytes` None writes the unknown sizes of a streamed file."""
+def wav_header(rate: int, data_bytes: int | None = None, channels: int = 1) -> bytes:
+    """A PCM16 WAV header; `data_bytes` None writes the unknown sizes of a streamed file."""
     data_size = UNKNOWN_SIZE if data_bytes is None else data_bytes
     riff_size = UNKNOWN_SIZE if data_bytes is None else 36 + data_bytes
+    block = 2 * channels
     return (
         b"RIFF"
         + struct.pack("<I", riff_size)
         + b"WAVEfmt "
-        + struct.pack("<IHHIIHH", 16, PCM, 1, rate, rate * 2, 2, 16)
+        + struct.pack("<IHHIIHH", 16, PCM, channels, rate, rate * block, block, 16)
         + b"data"
         + struct.pack("<I", data_size)
     )

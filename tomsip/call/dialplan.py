@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -64,6 +64,39 @@ class ConversationSettings(BaseModel):
     max_no_input_prompts: int = Field(2, ge=0, le=10)
 
 
+class OutboundModel(BaseModel):
+    """What a dialplan says when tomsip places the call (POST /api/calls). `{name}` in a text is filled
+    from the call's context variables; one the call does not give stays as written."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    greeting: str | None = Field(None, description="The first words to the person who answers (default: greeting)")
+    voicemail_message: str = Field("", description="Left on an answering machine; empty: hang up on a machine")
+    detect_machine: bool = Field(True, description="Listen for who answered before speaking (about 1-3 s)")
+    ring_s: int | None = Field(None, ge=5, le=300, description="Give up after ringing this long (default setting)")
+
+
+class RecordingModel(BaseModel):
+    """Whether calls on this plan are recorded: never without the caller's consent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["off", "announce", "ask"] = Field(
+        "off", description="announce: recorded unless the caller declines; ask: only after a yes"
+    )
+    notice: str = Field("This call is recorded. To continue without recording, say no or press 2.", min_length=1)
+    question: str = Field(
+        "May I record this call? Please say yes or no, or press 1 for yes and 2 for no.", min_length=1
+    )
+    wait_s: float = Field(3.0, ge=0.5, le=30, description="After the notice or question: time to decline or answer")
+    accept_digit: str = Field("1", pattern=r"^[0-9*#]$")
+    decline_digit: str = Field("2", pattern=r"^[0-9*#]$")
+
+    @property
+    def prompt(self) -> str:
+        return self.notice if self.mode == "announce" else self.question
+
+
 class DialplanModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -76,6 +109,8 @@ class DialplanModel(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     policies: list[PolicyModel] = Field(default_factory=list)
     learning: LearningModel = Field(default_factory=LearningModel)
+    outbound: OutboundModel = Field(default_factory=OutboundModel)
+    recording: RecordingModel = Field(default_factory=RecordingModel)
 
     @model_validator(mode="after")
     def _policies_consistent(self) -> DialplanModel:
@@ -114,12 +149,13 @@ class Route:
     pipeline: str
     source: Path | None
     policy: str = ""  # the conversation policy applied (with_policy); "" before one is chosen
+    outbound: bool = False  # tomsip placed this call (answer detection, the [outbound] words)
 
     def with_policy(self, name: str) -> Route:
         """This route as policy `name` changes it (greeting, settings, pipeline options)."""
         policy = next((p for p in self.plan.policies if p.name == name), None)
         if policy is None:
-            return Route(self.plan, self.pipeline, self.source, name)
+            return Route(self.plan, self.pipeline, self.source, name, self.outbound)
         plan = self.plan.model_copy(
             update={
                 "greeting": policy.greeting or self.plan.greeting,
@@ -127,7 +163,11 @@ class Route:
                 "options": {**self.plan.options, **policy.options_update()},
             }
         )
-        return Route(plan, self.pipeline, self.source, name)
+        return Route(plan, self.pipeline, self.source, name, self.outbound)
+
+    def placed(self) -> Route:
+        """This route for a call tomsip places."""
+        return Route(self.plan, self.pipeline, self.source, self.policy, outbound=True)
 
     @property
     def fsm_config(self) -> FsmConfig:
@@ -141,6 +181,12 @@ class Route:
             max_no_input_prompts=s.max_no_input_prompts,
             ask_rating=self.plan.learning.ask_rating,
             rating_timeout_ms=int(self.plan.learning.rating_timeout_s * 1000),
+            detect_answer=self.outbound and self.plan.outbound.detect_machine,
+            leave_voicemail=bool(self.plan.outbound.voicemail_message),
+            recording=self.plan.recording.mode,
+            consent_wait_ms=int(self.plan.recording.wait_s * 1000),
+            accept_digit=self.plan.recording.accept_digit,
+            decline_digit=self.plan.recording.decline_digit,
         )
 
     @property
@@ -201,6 +247,14 @@ class Dialplans:
 
     def plans(self) -> list[DialplanModel]:
         return [p for p, _ in self._plans]
+
+    def named(self, name: str) -> Route | None:
+        """The dialplan called `name` (an outbound call names its plan)."""
+        found = next(((p, src) for p, src in self._plans if p.name == name), None)
+        if found is None:
+            return None
+        plan, src = found
+        return Route(plan, plan.pipeline or self._default_pipeline, src)
 
     def route(self, number: str) -> Route | None:
         best: tuple[int, DialplanModel, Path | None] | None = None

@@ -31,6 +31,8 @@ from tomsip.conversation.turns import TurnKind
 
 
 class State(enum.Enum):
+    DETECTING = "detecting"  # an outbound call is answered: who is it, a person or a machine?
+    CONSENT = "consent"  # the recording notice or question is said and answered before the greeting
     GREETING = "greeting"
     LISTENING = "listening"
     THINKING = "thinking"
@@ -157,6 +159,25 @@ class CallerResumed:
 
 
 @dataclass(frozen=True)
+class AnswerDetected:
+    """Who answered our outbound call (tomsip/call/answer_watch.py): human, machine or unknown."""
+
+    answer: str
+
+
+@dataclass(frozen=True)
+class VoicemailReady:
+    """The machine's greeting is over (after its beep, or a long enough quiet): leave the message."""
+
+
+@dataclass(frozen=True)
+class ConsentHeard:
+    """The caller's spoken answer to the recording question: True yes, False no, None unclear."""
+
+    answer: bool | None
+
+
+@dataclass(frozen=True)
 class LocalHangupRequested:
     """Operator or drain deadline: close the call now."""
 
@@ -183,6 +204,9 @@ Event = (
     | RatingGiven
     | CallerHeld
     | CallerResumed
+    | AnswerDetected
+    | VoicemailReady
+    | ConsentHeard
 )
 
 # ---- actions ----------------------------------------------------------------------------------
@@ -271,6 +295,23 @@ class RatingRejected:
 
 
 @dataclass(frozen=True)
+class HearConsent:
+    """Transcribe the utterance that just ended and report it back as ConsentHeard."""
+
+
+@dataclass(frozen=True)
+class StartRecording:
+    """The caller consented: record the call from now on (never a byte before)."""
+
+
+@dataclass(frozen=True)
+class RecordingDeclined:
+    """The caller declined, or did not agree in time: this call is not recorded."""
+
+    how: str  # dtmf, speech, timeout
+
+
+@dataclass(frozen=True)
 class CallEnded:
     """The call is over; `reason` says why. Always the last action."""
 
@@ -291,6 +332,9 @@ Action = (
     | HearRating
     | RecordRating
     | RatingRejected
+    | HearConsent
+    | StartRecording
+    | RecordingDeclined
     | CallEnded
 )
 
@@ -298,6 +342,7 @@ MAX_DURATION_TIMER = "max_duration"
 NO_INPUT_TIMER = "no_input"
 CLOSING_TIMER = "closing_guard"
 RATING_TIMER = "rating"
+CONSENT_TIMER = "consent"
 
 
 @dataclass(frozen=True)
@@ -312,6 +357,13 @@ class FsmConfig:
     transfer_guard_ms: int = 40_000
     ask_rating: bool = False
     rating_timeout_ms: int = 6_000
+    detect_answer: bool = False  # an outbound call: listen for who answered before the greeting
+    leave_voicemail: bool = False  # on a machine, speak the voicemail message (else hang up at once)
+    voicemail_guard_ms: int = 60_000
+    recording: str = "off"  # off; announce (recorded unless the caller declines); ask (only after a yes)
+    consent_wait_ms: int = 2_000  # after the notice or question: announce's window to decline, ask's to answer
+    accept_digit: str = "1"
+    decline_digit: str = "2"
 
 
 @dataclass
@@ -336,6 +388,7 @@ class CallFsm:
     _hearing_rating: bool = False
     held: bool = False  # the caller holds the call: nothing is said to the line, nothing heard is a turn
     _resume_kind: TurnKind = TurnKind.RESUMED
+    _hearing_consent: bool = False
 
     def handle(self, event: Event) -> list[Action]:
         if self.state is State.ENDED:
@@ -363,20 +416,21 @@ class CallFsm:
         """Cancel the current turn; flush if its audio may be playing."""
         self._paused = False
         actions: list[Action] = []
-        if self.state in (State.SPEAKING, State.GREETING, State.RATING):
+        if self.state in (State.SPEAKING, State.GREETING, State.RATING, State.CONSENT):
             actions.append(FlushPlayout())
         actions.append(CancelTurn(self.turn))
         return actions
 
     def _end(self, reason: str, send_bye: bool) -> list[Action]:
         actions: list[Action] = []
-        if self.state in (State.THINKING, State.SPEAKING, State.GREETING, State.CLOSING, State.RATING):
+        if self.state in (State.THINKING, State.SPEAKING, State.GREETING, State.CLOSING, State.RATING, State.CONSENT):
             actions += self._interrupt()
         actions += [
             CancelTimer(MAX_DURATION_TIMER),
             CancelTimer(NO_INPUT_TIMER),
             CancelTimer(CLOSING_TIMER),
             CancelTimer(RATING_TIMER),
+            CancelTimer(CONSENT_TIMER),
         ]
         if send_bye:
             actions.append(Hangup(reason))
@@ -388,7 +442,7 @@ class CallFsm:
     def _close(self, reason: str) -> list[Action]:
         """Say goodbye, then hang up when it has played (or when the guard timer fires)."""
         actions: list[Action] = []
-        if self.state in (State.THINKING, State.SPEAKING, State.GREETING, State.RATING):
+        if self.state in (State.THINKING, State.SPEAKING, State.GREETING, State.RATING, State.CONSENT):
             actions += self._interrupt()
         self.end_reason = reason
         self.state = State.CLOSING
@@ -425,8 +479,55 @@ class CallFsm:
         if self._started:
             return []
         self._started = True
+        timer = StartTimer(MAX_DURATION_TIMER, self.config.max_call_ms)
+        if self.config.detect_answer:  # nothing is said until we know who listens
+            self.state = State.DETECTING
+            return [timer]
+        return [timer, *self._open()]
+
+    def _open(self) -> list[Action]:
+        """The conversation's first words: the recording notice or question where the dialplan
+        records, else the greeting."""
+        if self.config.recording == "off":
+            return self._greet()
+        self.state = State.CONSENT
+        return self._new_turn(TurnKind.CONSENT)
+
+    def _greet(self) -> list[Action]:
         self.state = State.GREETING
-        return [StartTimer(MAX_DURATION_TIMER, self.config.max_call_ms), *self._new_turn(TurnKind.GREETING)]
+        return self._new_turn(TurnKind.GREETING)
+
+    def _consented(self, agreed: bool, how: str) -> list[Action]:
+        """Consent settled: recording starts only on agreement; the greeting follows either way."""
+        actions = self._interrupt()  # the notice may still be playing (a digit pressed over it)
+        actions.append(CancelTimer(CONSENT_TIMER))
+        actions.append(StartRecording() if agreed else RecordingDeclined(how))
+        self._hearing_consent = False
+        return actions + self._greet()
+
+    def _on_AnswerDetected(self, event: AnswerDetected) -> list[Action]:
+        """A person (or nobody we can tell from one) is greeted at once; for a machine the session
+        listens on for the end of its greeting and reports VoicemailReady."""
+        if self.state is not State.DETECTING or event.answer == "machine":
+            return []
+        return self._open()
+
+    def _on_VoicemailReady(self, _: VoicemailReady) -> list[Action]:
+        if self.state is not State.DETECTING:
+            return []
+        if not self.config.leave_voicemail:
+            return self._end("voicemail", send_bye=True)
+        self.state = State.CLOSING  # the message is not interruptible, and the call ends after it
+        self.end_reason = "voicemail"
+        return [StartTimer(CLOSING_TIMER, self.config.voicemail_guard_ms), *self._new_turn(TurnKind.VOICEMAIL)]
+
+    def _on_ConsentHeard(self, event: ConsentHeard) -> list[Action]:
+        if self.state is not State.CONSENT:
+            return []
+        self._hearing_consent = False
+        if self.config.recording == "announce":  # only an objection stops it
+            return self._consented(event.answer is not False, "speech")
+        return self._consented(event.answer is True, "speech")
 
     def _on_SpeechStarted(self, _: SpeechStarted) -> list[Action]:
         if self.state is State.LISTENING:
@@ -466,6 +567,11 @@ class CallFsm:
         return []
 
     def _on_UtteranceEnded(self, event: UtteranceEnded) -> list[Action]:
+        if self.state is State.CONSENT:
+            if self._hearing_consent:
+                return []
+            self._hearing_consent = True
+            return [HearConsent()]
         if self.state is State.RATING:
             if self._hearing_rating:
                 return []
@@ -496,6 +602,8 @@ class CallFsm:
     def _on_ReplyFailed(self, event: ReplyFailed) -> list[Action]:
         if event.turn != self.turn:
             return []
+        if self.state is State.CONSENT:  # could not ask: no consent, so no recording
+            return self._consented(False, "error")
         if self.state is State.RATING:  # could not ask: go without a rating
             return self._close(self.end_reason or "completed")
         if self.state is State.CLOSING:
@@ -515,6 +623,8 @@ class CallFsm:
             return resume + self._end(self.end_reason, send_bye=True)
         if self.state is State.RATING:  # the question has been asked: now the caller has time to answer
             return [*resume, StartTimer(RATING_TIMER, self.config.rating_timeout_ms)]
+        if self.state is State.CONSENT:
+            return [*resume, StartTimer(CONSENT_TIMER, self.config.consent_wait_ms)]
         if self._transfer_after_reply:
             return resume + self._transfer(self._transfer_after_reply)
         if self._end_after_reply:
@@ -554,11 +664,15 @@ class CallFsm:
         return self._rated(event.value, event.source)
 
     def _on_DigitPressed(self, event: DigitPressed) -> list[Action]:
+        if self.state is State.CONSENT:
+            if event.digit in (self.config.accept_digit, self.config.decline_digit):
+                return self._consented(event.digit == self.config.accept_digit, "dtmf")
+            return []
         if self.state is State.RATING:
             if event.digit not in rating_scale.DIGITS:
                 return [RatingRejected("dtmf")]
             return self._rated(int(event.digit), "dtmf")
-        if self.state is State.CLOSING:
+        if self.state in (State.CLOSING, State.DETECTING):
             return []
         actions: list[Action] = []
         if self.state in (State.SPEAKING, State.GREETING, State.THINKING):
@@ -569,19 +683,21 @@ class CallFsm:
     def _on_CallerHeld(self, _: CallerHeld) -> list[Action]:
         """Stop talking to a held line: the turn in progress is cancelled (it is said again, or the
         caller welcomed back, on resume), and no silence counts against the caller while held."""
-        if self.held:
+        if self.held or self.state is State.DETECTING:
             return []
         if self.state is State.CLOSING:  # the goodbye (or a transfer) was under way: nothing is left to say
             return [] if self._transferring else self._end(self.end_reason or "completed", send_bye=True)
         actions: list[Action] = []
-        if self.state in (State.THINKING, State.SPEAKING, State.GREETING, State.RATING):
+        if self.state in (State.THINKING, State.SPEAKING, State.GREETING, State.RATING, State.CONSENT):
             actions += self._interrupt()
-        self._resume_kind = {State.GREETING: TurnKind.GREETING, State.RATING: TurnKind.RATING}.get(
-            self.state, TurnKind.RESUMED
-        )
+        self._resume_kind = {
+            State.GREETING: TurnKind.GREETING,
+            State.RATING: TurnKind.RATING,
+            State.CONSENT: TurnKind.CONSENT,
+        }.get(self.state, TurnKind.RESUMED)
         self.held = True
-        self._hearing_rating = False
-        if self.state is not State.RATING:
+        self._hearing_rating = self._hearing_consent = False
+        if self.state not in (State.RATING, State.CONSENT):
             self.state = State.LISTENING
         return [*actions, CancelTimer(NO_INPUT_TIMER), CancelTimer(RATING_TIMER)]
 
@@ -593,7 +709,8 @@ class CallFsm:
         self.held = False
         self._no_input_prompts = 0
         kind = self._resume_kind
-        self.state = {TurnKind.GREETING: State.GREETING, TurnKind.RATING: State.RATING}.get(kind, State.THINKING)
+        states = {TurnKind.GREETING: State.GREETING, TurnKind.RATING: State.RATING, TurnKind.CONSENT: State.CONSENT}
+        self.state = states.get(kind, State.THINKING)
         return self._new_turn(kind)
 
     def _on_TimerFired(self, event: TimerFired) -> list[Action]:
@@ -605,6 +722,8 @@ class CallFsm:
             return self._close("max_duration")
         if event.name == RATING_TIMER and self.state is State.RATING:
             return self._close(self.end_reason or "completed")
+        if event.name == CONSENT_TIMER and self.state is State.CONSENT:  # silence: announce yes, ask no
+            return self._consented(self.config.recording == "announce", "timeout")
         if event.name == CLOSING_TIMER and self.state is State.CLOSING:
             return self._end("transfer_timeout" if self._transferring else self.end_reason, send_bye=True)
         if event.name == NO_INPUT_TIMER and self.state is State.LISTENING:

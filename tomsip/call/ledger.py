@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from tomsip.audio.answer_detector import Verdict
 from tomsip.call.fsm import CountBargeIn, RatingRejected, RecordRating
 from tomsip.conversation.events import ConversationEvent, StateChanged, TranscriptLine
 from tomsip.learn.reward import CallSignals
@@ -116,9 +117,36 @@ class CallLedger:
         self.save()
         self._log.info("call started dialplan=%s codec=%s", self.record.dialplan, self.record.codec)
 
+    def answered_by(self, verdict: Verdict) -> None:
+        """Who answered our outbound call, and how long the detector listened to know."""
+        self.record.answered_by = verdict.answer.value
+        self.record.latencies_ms["amd"] = float(verdict.at_ms)
+        self._metrics.amd_decisions.labels(answer=verdict.answer.value, reason=verdict.reason).inc()
+        self._metrics.amd_decision_seconds.observe(verdict.at_ms / 1000)
+        self._log.info("answered by %s (%s) after %d ms", verdict.answer.value, verdict.reason, verdict.at_ms)
+        self.save()
+
+    def recording_started(self, name: str) -> None:
+        self.record.recording = name
+        self._metrics.recordings.labels(result="recorded").inc()
+        self._log.info("recording with consent")
+        self.save()
+
+    def recording_declined(self, how: str) -> None:
+        self._metrics.recordings.labels(result=f"declined_{how}").inc()
+        self._log.info("not recorded: declined (%s)", how)
+
+    def recording_failed(self, why: str) -> None:
+        self._metrics.recordings.labels(result="failed").inc()
+        self._log.warning("recording failed (%s); the call goes on unrecorded", why)
+
+    def recording_stopped(self, seconds: float) -> None:
+        self._metrics.recorded_seconds.inc(seconds)
+
     def ended(self, outcome: str, turns: int) -> None:
         self._metrics.active_calls.dec()
         self.record.outcome = outcome
+        self.record.duration_s = round(max(0.0, self._wall() - self.record.started_at), 1)
         self.save(ended=True)
         self._metrics.calls.labels(outcome=outcome).inc()
         self._log.info("call ended outcome=%s turns=%d barge_ins=%d", outcome, turns, self.record.barge_ins)

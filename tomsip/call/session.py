@@ -19,6 +19,7 @@ from typing import Any
 from tomsip.audio.frames import FRAME_MS
 from tomsip.audio.port import AudioPort
 from tomsip.call import fsm
+from tomsip.call.answer_watch import AnswerWatch
 from tomsip.call.dialplan import Route
 from tomsip.call.ledger import CallLedger, CallSummary, Conduct
 from tomsip.call.reply import TurnRunner
@@ -29,7 +30,9 @@ from tomsip.conversation.rating import is_rating
 from tomsip.conversation.turns import TurnKind
 from tomsip.monitor.logs import call_id_var
 from tomsip.monitor.metrics import Metrics
-from tomsip.speech.intents import find_rating
+from tomsip.recording.folder import RecordingFolder
+from tomsip.recording.recorder import CallRecording
+from tomsip.speech.intents import find_consent, find_rating
 from tomsip.speech.stages import CallBrain
 from tomsip.store.base import CallRecord, Store
 
@@ -49,6 +52,7 @@ class CallSession:
         node: str = "",
         vad_aggressiveness: int = 2,
         wall_clock: Callable[[], float] = time.time,
+        recordings: RecordingFolder | None = None,
     ) -> None:
         self.port, self.brain, self.route, self.metrics = port, brain, route, metrics
         self.fsm = fsm.CallFsm(route.fsm_config)
@@ -57,6 +61,8 @@ class CallSession:
         now = wall_clock()
         record = CallRecord(port.call_id, self.fsm.state.value, now, now, transport, port.codec, route.plan.name)
         record.policy, record.node = route.policy, node
+        if route.outbound:
+            record.direction, record.result = "outbound", "answered"
         self.ledger = CallLedger(record, store, metrics, self.log, wall_clock, port.notify)
         self._timers = CallTimers(lambda name: self._guard("timer", self._feed, fsm.TimerFired(name)))
         self._speculation = Speculation(
@@ -64,8 +70,13 @@ class CallSession:
         )
         self._last_voiced_at = self._speech_end_at = 0.0
         self._turns = TurnRunner(brain, port, self._taker, self.ledger, self._feed, self._guarded)
+        config = self.fsm.config
+        self._watch = AnswerWatch(leave_message=config.leave_voicemail) if config.detect_answer else None
         self._hangup_task: asyncio.Task[None] | None = None
         self._rating_task: asyncio.Task[None] | None = None
+        self._consent_task: asyncio.Task[None] | None = None
+        self._recordings = recordings
+        self._recording: CallRecording | None = None
         self._ended = asyncio.Event()
         self._outcome = ""
         brain.on_barge_in(self.barge_in)
@@ -111,8 +122,10 @@ class CallSession:
     async def _cleanup(self) -> None:
         self._timers.cancel_all()
         self._turns.cancel_all()
-        if self._rating_task is not None:
-            self._rating_task.cancel()
+        for task in (self._rating_task, self._consent_task):
+            if task is not None:
+                task.cancel()
+        self._stop_recording()
         self._speculation.drop()
         if self._hangup_task is not None:
             try:
@@ -148,7 +161,24 @@ class CallSession:
             self._last_voiced_at = time.perf_counter()
         for item in heard:
             self._apply(item)
+        if self._watch is not None:
+            self._watch_answer(frame)
         self._turns.check_playout()
+
+    def _watch_answer(self, frame: bytes) -> None:
+        """An outbound call's first seconds: who answered, and for a machine when to leave the message."""
+        assert self._watch is not None
+        for event in self._watch.push(self._taker.voiced, frame):
+            if isinstance(event, fsm.AnswerDetected) and self._watch.verdict is not None:
+                self.ledger.answered_by(self._watch.verdict)
+            self._feed(event)
+        if self._watch.done:
+            self._watch = None
+
+    @property
+    def outcome(self) -> str:
+        """How the call ended ("" while it runs)."""
+        return self._outcome
 
     def _apply(self, heard: Heard) -> None:
         """Serve one thing the turn taker heard or asks for."""
@@ -211,6 +241,13 @@ class CallSession:
             case fsm.HearRating():
                 audio = self._taker.take_rating()
                 self._rating_task = loop.create_task(self._guarded("rating", self._hear_rating(audio)))
+            case fsm.HearConsent():
+                audio = self._taker.take_rating()
+                self._consent_task = loop.create_task(self._guarded("consent", self._hear_consent(audio)))
+            case fsm.StartRecording():
+                self._start_recording()
+            case fsm.RecordingDeclined(how=how):
+                self.ledger.recording_declined(how)
             case fsm.CallEnded(reason=reason):
                 self._outcome = reason
                 self._ended.set()
@@ -219,6 +256,37 @@ class CallSession:
         """The caller answered the rating question by voice: what number did they say?"""
         transcript = await self.brain.transcribe(audio) if audio else None
         self._feed(fsm.RatingHeard(find_rating(transcript.text) if transcript else None))
+
+    async def _hear_consent(self, audio: bytes) -> None:
+        """The caller answered the recording notice or question by voice: yes, no, or unclear?"""
+        transcript = await self.brain.transcribe(audio) if audio else None
+        self._feed(fsm.ConsentHeard(find_consent(transcript.text) if transcript else None))
+
+    def _start_recording(self) -> None:
+        """Consent given: the file is opened now, and the port's audio both ways goes into it. A
+        folder that cannot take it leaves the call unrecorded (counted, a warning), never ended."""
+        if self._recordings is None:
+            self.ledger.recording_failed("no recordings folder")
+            return
+        recording = CallRecording(self._recordings.path_for(self.call_id), self.call_id)
+        try:
+            recording.open()
+        except OSError as exc:
+            self.ledger.recording_failed(type(exc).__name__)
+            return
+        self._recording = recording
+        self.port.set_tap(recording)
+        self.ledger.recording_started(self._recordings.name_of(recording.path))
+
+    def _stop_recording(self) -> None:
+        recording, self._recording = self._recording, None
+        if recording is None:
+            return
+        self.port.set_tap(None)
+        recording.close()
+        if recording.failed:
+            self.ledger.recording_failed("write")
+        self.ledger.recording_stopped(recording.seconds)
 
     async def _transfer(self, target: str) -> None:
         self.log.info("transferring the caller")

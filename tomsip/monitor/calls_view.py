@@ -11,7 +11,6 @@ both routes need it as a bearer token (or `?token=` for the page's first load).
 from __future__ import annotations
 
 import asyncio
-import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from tomsip.security.admin import admin_allowed
 from tomsip.store.base import CallRecord, Store, StoreUnavailable
 
 PAGE = Path(__file__).resolve().parent / "static" / "calls.html"
@@ -38,6 +38,8 @@ def call_row(record: CallRecord, now: float) -> dict[str, object]:
         "age_s": round(max(0.0, now - record.started_at), 1),
         "turns": record.turns,
         "barge_ins": record.barge_ins,
+        "direction": record.direction,
+        "answered_by": record.answered_by,
         "last_turn_latency_ms": latency,
     }
 
@@ -56,11 +58,7 @@ def calls_routes(
     admin = config.admin_token.encode() if config.admin_token else None
 
     def allowed(request: web.Request) -> bool:
-        if admin is None:
-            return True
-        auth = request.headers.get("Authorization", "")
-        offered = auth[7:].strip() if auth.lower().startswith("bearer ") else request.query.get("token", "")
-        return hmac.compare_digest(offered.encode(), admin)
+        return admin_allowed(admin, request.headers, request.query)
 
     reads = asyncio.Semaphore(16)  # a page refresh must not open a Redis connection per call
 

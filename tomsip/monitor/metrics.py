@@ -27,6 +27,52 @@ class Metrics:
             "tomsip_caller_holds_total", "Times callers put a call on hold (the assistant pauses)", registry=r
         )
         self.dtmf_digits = Counter("tomsip_dtmf_digits_total", "DTMF digits received", registry=r)
+        self.outbound_calls = Counter(
+            "tomsip_outbound_calls_total",
+            "Calls tomsip placed, by result (answered, busy, no_answer, rejected, failed, not_placed)",
+            ["result"],
+            registry=r,
+        )
+        self.outbound_answer_seconds = Histogram(
+            "tomsip_outbound_answer_seconds",
+            "From our INVITE to the answer of an outbound call",
+            buckets=(0.5, 1, 2, 3, 5, 8, 12, 20, 30, 60),
+            registry=r,
+        )
+        self.outbound_queued = Gauge("tomsip_outbound_queued", "Outbound calls waiting to be placed", registry=r)
+        self.outbound_in_progress = Gauge(
+            "tomsip_outbound_in_progress", "Outbound calls placed and not yet over (ringing or answered)", registry=r
+        )
+        self.outbound_refused = Counter(
+            "tomsip_outbound_refused_total", "POST /api/calls refused before queueing", ["reason"], registry=r
+        )
+        self.status_callbacks = Counter(
+            "tomsip_status_callbacks_total",
+            "Outbound results POSTed to status_url, by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        self.recordings = Counter(
+            "tomsip_recordings_total",
+            "Consent outcomes: recorded, declined (by dtmf, speech or timeout), failed (could not write)",
+            ["result"],
+            registry=r,
+        )
+        self.recorded_seconds = Counter(
+            "tomsip_recorded_seconds_total", "Seconds of consented call audio written", registry=r
+        )
+        self.amd_decisions = Counter(
+            "tomsip_amd_decisions_total",
+            "Who answered outbound calls, and why so decided",
+            ["answer", "reason"],
+            registry=r,
+        )
+        self.amd_decision_seconds = Histogram(
+            "tomsip_amd_decision_seconds",
+            "From the answer to the answering-machine detector's verdict",
+            buckets=(0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0),
+            registry=r,
+        )
         self.media_tick_seconds = Histogram(
             "tomsip_media_tick_seconds",
             "Time one media clock tick spends servicing all ports",

@@ -15,7 +15,7 @@ import contextlib
 import logging
 from typing import Literal
 
-from baresip import Account, BaresipError, Config, Runtime, UserAgent
+from baresip import Account, BaresipError, Config, NoLocalAddressError, Runtime, UserAgent
 from baresip.call import Call
 
 from tomsip.audio.media_clock import MediaClock
@@ -24,8 +24,9 @@ from tomsip.monitor.logs import mask_uri
 from tomsip.monitor.metrics import Metrics
 from tomsip.settings import Settings
 from tomsip.sip.baresip_port import BaresipPort
-from tomsip.sip.engine import CallInfo, OnCall
+from tomsip.sip.engine import CallInfo, DialFailed, NoTrunk, OnCall, OutgoingCall
 from tomsip.sip.headers import uri_user, via_source
+from tomsip.sip.outgoing import BaresipOutgoing, EarlyOutcomes
 from tomsip.sip.registration import TrunkConfig, TrunkRegistration
 
 log = logging.getLogger("tomsip.sip")
@@ -69,6 +70,8 @@ class BaresipEngine:
         self._tasks: set[asyncio.Future[None]] = set()
         self._calls: dict[int, Call] = {}  # every call the stack gave us that may not be closed yet
         self._registration: TrunkRegistration | None = None
+        self._proxy_ua: UserAgent | None = None  # outbound calls through TOMSIP_OUTBOUND_PROXY
+        self._early = EarlyOutcomes()
 
     def _config(self) -> Config:
         s = self.settings
@@ -117,6 +120,7 @@ class BaresipEngine:
             await self._runtime.start(self._config())
         except BaresipError as exc:
             raise EngineStartError(f"the SIP stack did not start: {exc}") from exc
+        self._runtime.subscribe(self._early)
         transports: list[tuple[SipTransport, int]] = [("udp", s.sip_port), ("tcp", s.sip_port)]
         if s.sip_tls_port:
             transports.append(("tls", s.sip_tls_port))
@@ -127,7 +131,51 @@ class BaresipEngine:
         if s.trunk_registrar:
             self._registration = TrunkRegistration(self._runtime, trunk_config(s), self.metrics)
             await self._registration.start()
+        elif s.outbound_proxy:
+            self._proxy_ua = await UserAgent.create(self._runtime, self._proxy_account(), transfer_policy="reject")
         log.info("SIP listening on %s:%d (udp, tcp%s)", s.sip_host, s.sip_port, ", tls" if s.sip_tls_port else "")
+
+    def _proxy_account(self) -> Account:
+        s = self.settings
+        assert s.outbound_proxy
+        return Account(
+            user=s.sip_user,
+            domain=s.outbound_domain or s.outbound_proxy,
+            password="",
+            registrar=f"sip:{s.outbound_proxy};lr",
+            reg_interval=0,
+            transport="udp",
+            audio_codecs=tuple(CODEC_SPECS[c] for c in s.codecs),
+            dtmf_mode=s.dtmf_mode,
+            extra_params=("video_codecs=none",),
+        )
+
+    def can_dial(self) -> bool:
+        return bool(self.settings.trunk_registrar or self.settings.outbound_proxy)
+
+    async def dial(self, number: str, call_id: str, caller_id: str | None) -> OutgoingCall:
+        """INVITE sip:number@trunk-domain from the registered trunk account, or through the proxy."""
+        s = self.settings
+        if self._registration is not None and self._registration.ua is not None:
+            ua, domain = self._registration.ua, s.trunk_domain or s.trunk_registrar
+        elif self._proxy_ua is not None:
+            ua, domain = self._proxy_ua, s.outbound_domain or s.outbound_proxy
+        else:
+            raise NoTrunk("no outbound trunk: set TOMSIP_OUTBOUND_PROXY or TOMSIP_TRUNK_REGISTRAR")
+        headers = {"P-Asserted-Identity": f"<sip:{caller_id}@{domain}>"} if caller_id else None
+        try:
+            call = await ua.dial(f"sip:{number}@{domain}", headers)
+        except NoLocalAddressError as exc:
+            raise DialFailed("failed", None, "no route to the trunk") from exc
+        except BaresipError as exc:
+            raise DialFailed("failed", None, str(exc)) from exc
+        self._calls = {h: c for h, c in self._calls.items() if c.state.value != "closed"}
+        self._calls[call.handle] = call
+
+        def port(answered: Call) -> AudioPort:
+            return BaresipPort(answered, call_id, self.clock, self.metrics)
+
+        return BaresipOutgoing(call, port, self._early.take(call.handle))
 
     def _incoming(self, call: Call, transport: str) -> None:
         headers = call.headers

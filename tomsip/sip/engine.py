@@ -38,7 +38,36 @@ class IncomingCall(Protocol):
 OnCall = Callable[[IncomingCall], Awaitable[None]]
 
 
+class NoTrunk(RuntimeError):
+    """Outbound calls need a trunk: an outbound proxy or a registered trunk account."""
+
+
+class DialFailed(Exception):
+    """An outbound call that was not answered: `result` is busy, no_answer, rejected or failed, with
+    the final SIP status when there was one."""
+
+    def __init__(self, result: str, status: int | None = None, reason: str = "") -> None:
+        super().__init__(f"{result} {status or ''} {reason}".strip())
+        self.result = result
+        self.status = status
+        self.reason = reason
+
+
+class OutgoingCall(Protocol):
+    async def answered(self, ring_s: float) -> AudioPort:
+        """Wait for the answer (at most `ring_s` of ringing) and media; raises DialFailed."""
+        ...
+
+
 class SipEngine(Protocol):
     async def start(self, on_call: OnCall) -> None: ...
 
     async def stop(self) -> None: ...
+
+    def can_dial(self) -> bool:
+        """Whether a trunk for outbound calls is configured."""
+        ...
+
+    async def dial(self, number: str, call_id: str, caller_id: str | None) -> OutgoingCall:
+        """Send the INVITE for `number` through the trunk; raises NoTrunk or DialFailed."""
+        ...

@@ -61,6 +61,11 @@ class TrunkRegistration:
             extra_params=("catchall=yes", "video_codecs=none"),
         )
 
+    @property
+    def ua(self) -> UserAgent | None:
+        """The trunk's user agent, which outbound calls go out from (digest-challenged INVITEs too)."""
+        return self._ua
+
     async def start(self) -> None:
         self._ua = await UserAgent.create(self._runtime, self._account(), transfer_policy="reject")
         self._ua.on(self._on_event)

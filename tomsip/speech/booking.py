@@ -19,7 +19,15 @@ from dataclasses import dataclass
 
 from tomsip.conversation.turns import TurnKind
 from tomsip.speech import intents
-from tomsip.speech.stages import RATING_PROMPT, ReplyText, Transcript, TurnRequest, rating_prompt
+from tomsip.speech.stages import (
+    RATING_PROMPT,
+    ReplyText,
+    Transcript,
+    TurnRequest,
+    consent_prompt,
+    rating_prompt,
+    voicemail_message,
+)
 
 MAX_MISUNDERSTOOD = 3
 DEFAULT_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")
@@ -59,6 +67,8 @@ class BookingOptions:
     open_hours: tuple[int, int] = (9, 17)
     greeting: str = "Hello, this is the booking line. Which day and time would you like to come in?"
     rating_prompt: str = RATING_PROMPT
+    voicemail_message: str = ""
+    consent_prompt: str = ""
 
     @classmethod
     def from_options(cls, options: Mapping[str, object]) -> BookingOptions:
@@ -78,6 +88,8 @@ class BookingOptions:
             open_hours=(int(hours[0]), int(hours[1])),
             greeting=text("greeting", cls.greeting),
             rating_prompt=rating_prompt(options),
+            voicemail_message=voicemail_message(options),
+            consent_prompt=consent_prompt(options),
         )
 
 
@@ -112,6 +124,10 @@ class BookingConversation:
             return [ReplyText(GOODBYE)]
         if kind is TurnKind.RATING:
             return [ReplyText(self.options.rating_prompt)]
+        if kind is TurnKind.VOICEMAIL:
+            return [ReplyText(self.options.voicemail_message)]
+        if kind is TurnKind.CONSENT:
+            return [ReplyText(self.options.consent_prompt)]
         if kind is TurnKind.NO_INPUT:
             return self._say(STILL_THERE + self._question())
         if kind is TurnKind.RESUMED:

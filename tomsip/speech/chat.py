@@ -25,7 +25,16 @@ import aiohttp
 
 from tomsip.conversation.turns import TurnKind
 from tomsip.speech.sentences import SentenceCutter
-from tomsip.speech.stages import ReplyText, SpeechStageError, Transcript, TurnRequest, rating_prompt
+from tomsip.speech.stages import (
+    ReplyText,
+    SpeechStageError,
+    Transcript,
+    TurnRequest,
+    call_context,
+    consent_prompt,
+    rating_prompt,
+    voicemail_message,
+)
 
 BACKEND = "chat"
 HANGUP, TRANSFER = "[hangup]", "[transfer]"
@@ -127,7 +136,12 @@ class ChatConversation:
         self._transfer_uri = str(options.get("transfer_uri") or "")
         self.greeting = str(options.get("greeting") or "Hello, how can I help?")
         self.rating_prompt = rating_prompt(options)
+        self.voicemail = voicemail_message(options)
+        self.consent = consent_prompt(options)
         prompt = str(options.get("system_prompt") or DEFAULT_PROMPT)
+        context = call_context(options)
+        if context:  # an outbound call's purpose: whom we call, about what
+            prompt += "\nAbout this call: " + "; ".join(f"{k}: {v}" for k, v in context.items())
         self.history: list[dict[str, str]] = [{"role": "system", "content": prompt}]
 
     async def respond(self, request: TurnRequest, transcript: Transcript | None) -> AsyncIterator[ReplyText]:
@@ -141,6 +155,12 @@ class ChatConversation:
             return
         if kind is TurnKind.RATING:
             yield ReplyText(self.rating_prompt)
+            return
+        if kind is TurnKind.VOICEMAIL:
+            yield ReplyText(self.voicemail)
+            return
+        if kind is TurnKind.CONSENT:
+            yield ReplyText(self.consent)
             return
         if kind is TurnKind.NO_INPUT:
             yield ReplyText(STILL_THERE)

@@ -110,3 +110,15 @@ def find_rating(text: str) -> int | None:
     if len(found) != 1 or (len(numbers) > 1 and any(w.isdigit() and w not in rating.DIGITS for w in numbers)):
         return None
     return found.pop()
+
+
+_REFUSE = re.compile(r"\b(no|nope|don'?t|do not|rather not|not okay|not ok)\b", re.IGNORECASE)
+_AGREE = re.compile(r"\b(yes|yeah|yep|yup|sure|okay|ok|fine|go ahead|that'?s fine|of course|alright)\b", re.I)
+
+
+def find_consent(text: str) -> bool | None:
+    """The caller's answer to "may I record this call?": False for any refusal (it wins over a yes in
+    the same breath: "no, don't, yes I'm sure" is no), True for a plain agreement, None otherwise."""
+    if _REFUSE.search(text):
+        return False
+    return True if _AGREE.search(text) else None

@@ -39,6 +39,8 @@ GOODBYE_TONE = (350, 600)
 NO_INPUT_TONE = (3000, 300)
 RESUMED_TONE = (3500, 300)  # back from hold
 RATING_TONE = (1800, 500)
+VOICEMAIL_TONE = (1200, 1000)  # the message left on an answering machine
+CONSENT_TONE = (2800, 400)  # the recording notice or question
 HANGUP_DIGIT_TONE = (2600, 300)
 DIGIT_HZ = 2400
 CHUNK_MS = 200
@@ -80,6 +82,10 @@ class MockConversation:
             yield _tone_text(RESUMED_TONE)
         elif kind is TurnKind.RATING:
             yield _tone_text(RATING_TONE)
+        elif kind is TurnKind.VOICEMAIL:
+            yield _tone_text(VOICEMAIL_TONE)
+        elif kind is TurnKind.CONSENT:
+            yield _tone_text(CONSENT_TONE)
         elif kind is TurnKind.DIGIT:
             if request.digit == "#":
                 yield ReplyText(_tone_text(HANGUP_DIGIT_TONE).text, end_call=True)

@@ -45,7 +45,16 @@ from tomsip.speech.realtime_events import (
     parse_server_event,
 )
 from tomsip.speech.realtime_wire import Decoder, Encoder, WireFormat, session_update
-from tomsip.speech.stages import ReplyAudio, SpeechStageError, Transcript, TurnLatency, TurnRequest
+from tomsip.speech.stages import (
+    ReplyAudio,
+    SpeechStageError,
+    Transcript,
+    TurnLatency,
+    TurnRequest,
+    call_context,
+    consent_prompt,
+    voicemail_message,
+)
 
 log = logging.getLogger("tomsip.speech.realtime")
 
@@ -98,7 +107,12 @@ class RealtimeBrain:
         self._metrics = metrics
         self._apology = apology
         self._greeting = str(options.get("greeting") or "Hello, how can I help?")
+        self._voicemail = voicemail_message(options)
+        self._consent = consent_prompt(options)
         self._instructions = str(options.get("system_prompt") or config.instructions)
+        context = call_context(options)
+        if context:  # an outbound call's purpose: whom we call, about what
+            self._instructions += "\nAbout this call: " + "; ".join(f"{k}: {v}" for k, v in context.items())
         self._format = WireFormat.choose(config.audio, str(options.get("codec") or ""))
         self._encoder = Encoder(self._format)
         self._decoder = Decoder(self._format)
@@ -195,6 +209,12 @@ class RealtimeBrain:
             item = {"type": "message", "role": "user", "content": [_text(f"(The caller pressed {request.digit}.)")]}
             self._send({"type": "conversation.item.create", "item": item})
             self._send({"type": "response.create"})
+        elif kind is TurnKind.CONSENT:
+            say = f"Say exactly these words and nothing else: {self._consent}"
+            self._send({"type": "response.create", "response": {"instructions": say}})
+        elif kind is TurnKind.VOICEMAIL:
+            say = f"An answering machine is recording. Say exactly these words and nothing else: {self._voicemail}"
+            self._send({"type": "response.create", "response": {"instructions": say}})
         else:
             say = PROMPTS.get(kind) or f"Greet the caller with exactly these words: {self._greeting}"
             self._send({"type": "response.create", "response": {"instructions": say}})

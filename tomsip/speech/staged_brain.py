@@ -38,6 +38,7 @@ from tomsip.speech.stages import (
     Transcript,
     TurnLatency,
     TurnRequest,
+    consent_prompt,
     rating_prompt,
 )
 
@@ -264,7 +265,8 @@ class StagedPipeline:
             return
         for phrase in self._responder.fixed_phrases(options):
             tts.mark_fixed(phrase)
-        for phrase in (APOLOGY, FILLER, str(options.get("greeting") or ""), rating_prompt(options)):
+        words = (str(options.get("greeting") or ""), rating_prompt(options), consent_prompt(options))
+        for phrase in (APOLOGY, FILLER, *words):
             if phrase:
                 tts.pin(phrase)
 

@@ -80,6 +80,22 @@ def rating_prompt(options: Mapping[str, object]) -> str:
     return str(options.get("rating_prompt") or RATING_PROMPT)
 
 
+def consent_prompt(options: Mapping[str, object]) -> str:
+    """The recording notice or question (the dialplan's `[recording]`); "" when it does not record."""
+    return str(options.get("recording_prompt") or "")
+
+
+def voicemail_message(options: Mapping[str, object]) -> str:
+    """What to leave on an answering machine (an outbound call's dialplan `[outbound]`); "" for none."""
+    return str(options.get("voicemail_message") or "")
+
+
+def call_context(options: Mapping[str, object]) -> dict[str, str]:
+    """The outbound call's `context` variables (POST /api/calls), for a responder that can use them."""
+    context = options.get("context")
+    return {str(k): str(v) for k, v in context.items()} if isinstance(context, dict) else {}
+
+
 class PipelineError(ValueError):
     """A pipeline cannot be built: unknown name, missing model package, incomplete hosted-API settings,
     or dialplan options it cannot work with. Raised at start-up, never during a call."""

@@ -28,6 +28,12 @@ class CallRecord:
     latencies_ms: dict[str, float] = field(default_factory=dict)
     policy: str = ""  # the conversation policy serving the call (tomsip/learn)
     node: str = ""  # the tomsip process holding the call (TOMSIP_NODE_NAME)
+    direction: str = "inbound"  # or "outbound": tomsip placed the call (POST /api/calls)
+    result: str = ""  # outbound: answered, busy, no_answer, rejected, failed, not_placed
+    answered_by: str = ""  # outbound and answered: human, machine or unknown
+    sip_status: int = 0  # outbound and not answered: the final SIP status, when there was one
+    duration_s: float = 0.0  # from the answer (or the attempt) to the end
+    recording: str = ""  # the consented recording's file, relative to TOMSIP_RECORDINGS_DIR
 
     def to_fields(self) -> dict[str, str]:
         """Flat string fields for a Redis hash."""
@@ -61,6 +67,12 @@ class CallRecord:
             barge_ins=int(fields.get("barge_ins", 0)),
             outcome=fields.get("outcome", ""),
             latencies_ms=latencies,
+            direction=fields.get("direction", "inbound"),
+            result=fields.get("result", ""),
+            answered_by=fields.get("answered_by", ""),
+            sip_status=int(fields.get("sip_status", 0) or 0),
+            duration_s=float(fields.get("duration_s", 0) or 0),
+            recording=fields.get("recording", ""),
         )
 
 

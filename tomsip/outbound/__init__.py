@@ -1,0 +1,1 @@
+"""Calls tomsip places: the request (POST /api/calls, `tomsip dial`), pacing, results and callbacks."""
