@@ -110,8 +110,16 @@ def answers_8k() -> dict[str, bytes]:
 
 
 def main() -> None:
+    import numpy as np
+
     out = HERE / "pcap"
     out.mkdir(exist_ok=True)
+    # A warm transfer's agent (tests/test_warm_transfer.py): a second of quiet, then 4 s of 1500 Hz, so
+    # that the caller's side can tell the agent's voice from anything tomsip says.
+    t = np.arange(32000) / 8000
+    agent = bytes(16000) + (np.sin(2 * np.pi * 1500 * t) * 8000).astype("<i2").tobytes()
+    seconds = g711_pcap(out / "agent_tone_pcmu.pcap", agent, "pcmu")
+    print(f"agent_tone_pcmu.pcap: {seconds:.2f} s")
     for name, pcm in answers_8k().items():
         seconds = g711_pcap(out / f"{name}_pcmu.pcap", pcm, "pcmu")
         print(f"{name}_pcmu.pcap: {seconds:.2f} s")

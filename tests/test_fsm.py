@@ -522,3 +522,56 @@ def test_an_outbound_call_asks_for_consent_only_once_a_person_answered() -> None
     machine = CallFsm(FsmConfig(detect_answer=True, recording="ask"))
     machine.handle(fsm.CallStarted())
     assert machine.handle(fsm.AnswerDetected("human")) == [StartTurn(1, TurnKind.CONSENT)]
+
+
+# ---- warm transfer ----
+
+
+def transferring(take_message: bool = True) -> CallFsm:
+    machine = CallFsm(FsmConfig(warm_transfer=True, take_message=take_message, warm_transfer_guard_ms=90_000))
+    machine.handle(fsm.CallStarted())
+    machine.handle(fsm.ReplyStarted(1))
+    machine.handle(fsm.ReplyFinished(1))
+    machine.handle(fsm.PlayoutDone(1))
+    machine.handle(fsm.UtteranceEnded(900))
+    machine.handle(fsm.ReplyStarted(2))
+    machine.handle(fsm.ReplyFinished(2, transfer_to="sip:desk@pbx"))
+    actions = machine.handle(fsm.PlayoutDone(2))
+    assert fsm.TransferCall("sip:desk@pbx", warm=True) in actions
+    assert StartTimer(fsm.CLOSING_TIMER, 90_000) in actions and machine.state is State.CLOSING
+    return machine
+
+
+def test_a_warm_transfer_holds_the_caller_and_once_connected_lasts_until_a_hang_up() -> None:
+    machine = transferring()
+    assert machine.handle(fsm.UtteranceEnded(800)) == [] and machine.handle(fsm.DigitPressed("3")) == []
+    assert machine.handle(fsm.TransferConnected()) == [CancelTimer(fsm.CLOSING_TIMER)]
+    assert CallEnded("transferred") in machine.handle(fsm.RemoteHangup("bye"))
+
+
+def test_a_caller_who_hangs_up_on_hold_was_not_transferred() -> None:
+    machine = transferring()
+    assert CallEnded("bye") in machine.handle(fsm.RemoteHangup("bye"))
+
+
+def test_nobody_took_the_transfer_so_the_assistant_takes_a_message_and_says_goodbye() -> None:
+    machine = transferring()
+    assert machine.handle(fsm.TransferFailed()) == [
+        CancelTimer(fsm.CLOSING_TIMER),
+        StartTurn(3, TurnKind.TRANSFER_FAILED),
+    ]
+    machine.handle(fsm.ReplyStarted(3))
+    machine.handle(fsm.ReplyFinished(3))
+    machine.handle(fsm.PlayoutDone(3))
+    assert machine.state is State.LISTENING
+    actions = machine.handle(fsm.UtteranceEnded(2500))
+    assert actions[-2:] == [fsm.TakeMessage(), StartTurn(4, TurnKind.MESSAGE_TAKEN)]
+    machine.handle(fsm.ReplyStarted(4))
+    machine.handle(fsm.ReplyFinished(4))
+    assert StartTurn(5, TurnKind.GOODBYE) in machine.handle(fsm.PlayoutDone(4))
+    assert machine.end_reason == "message_taken"
+
+
+def test_without_messages_a_failed_warm_transfer_says_goodbye() -> None:
+    machine = transferring(take_message=False)
+    assert StartTurn(3, TurnKind.GOODBYE) in machine.handle(fsm.TransferFailed())

@@ -254,3 +254,33 @@ def test_tomsip_dial_waits_for_the_result_and_says_it(dialer: TomsipServer, uas_
     assert done.returncode == 1, done.stderr
     result = json.loads(done.stdout)
     assert result["result"] == "busy" and result["sip_status"] == 486 and result["to"] == "*****34", done.stdout
+
+
+def test_a_registered_trunk_places_the_call_and_answers_its_digest_challenge(make_server: Any) -> None:
+    trunk_port = free_port()
+    scenarios = ROOT / "sipp_scenarios"
+    trunk = subprocess.Popen(
+        [
+            *("sipp", "-sf", str(scenarios / "trunk.xml"), "-i", "127.0.0.1", "-p", str(trunk_port), "-m", "2"),
+            *("-timeout", "60s", "-timeout_error", "-nostdin", "-mp", str(free_port(span=4))),
+        ],
+        cwd=scenarios,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        srv = make_server(
+            TOMSIP_ADMIN_TOKEN=TOKEN,
+            TOMSIP_TRUNK_REGISTRAR=f"127.0.0.1:{trunk_port}",
+            TOMSIP_TRUNK_USER="tomsip-trunk",
+            TOMSIP_TRUNK_PASSWORD="s3cret-pass",
+        )
+        assert srv.wait_metric("tomsip_trunk_registered", 1, timeout_s=15) == 1, srv.log_text()[-3000:]
+        call = place(srv)
+        result = result_of(srv, call["id"])
+        assert result["result"] == "busy" and result["sip_status"] == 486, result  # 403 had the digest been wrong
+        assert trunk.wait(timeout=30) == 0, "the trunk saw a registration and an authenticated INVITE"
+    finally:
+        if trunk.poll() is None:
+            trunk.kill()
+            trunk.wait()

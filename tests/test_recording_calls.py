@@ -115,7 +115,9 @@ def test_a_spoken_yes_records_the_booking_and_each_channel_says_its_own_words(
     recorder: TomsipServer, recordings: Path, rtp_peer: RtpPeer
 ) -> None:
     before = wav_files(recordings)
-    caller = ConversingCaller(rtp_peer, [utterance("yes_please"), utterance("book_tuesday")]).start()
+    caller = ConversingCaller(
+        rtp_peer, [utterance("yes_please"), utterance("book_tuesday"), utterance("yes_please")]
+    ).start()
     result = run_sipp("converse", recorder.sip_port, "booking-recorded", [rtp_peer.port], timeout_s=90)
     caller.stop()
     assert result.ok, result.errors

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.support.memory_port import MemoryPort
@@ -153,3 +154,30 @@ async def test_a_spoken_rating_ends_the_call_and_feeds_the_signals(speech: list[
     signals = session.summary().signals
     assert signals.rating == 4 and signals.task_completed and not signals.hung_up_while_speaking
     assert session.rate(5) == "finished"
+
+
+async def test_a_consented_recording_is_named_in_the_call_record_and_holds_both_sides(
+    speech: list[bytes], tmp_path: Path
+) -> None:
+    from tests.support.stereo import read_stereo
+    from tomsip.recording.folder import RecordingFolder
+
+    port = MemoryPort()
+    plan = DialplanModel.model_validate({"name": "t", "default": True, "recording": {"mode": "ask"}})
+    store, metrics = MemoryStore(), Metrics()
+    brain = build_mock_pipeline().open(port.call_id, {"recording_prompt": "May I?"})
+    folder = RecordingFolder(tmp_path, 30)
+    session = CallSession(port, brain, Route(plan, "mock", None), store, metrics, recordings=folder)  # type: ignore[arg-type]
+    task = asyncio.create_task(session.run())
+    await asyncio.sleep(0)
+    await run_frames(port, [SILENCE_FRAME] * 30)  # the 400 ms question, played: nothing recorded yet
+    assert folder.files() == []
+    session.on_dtmf("1")
+    await run_frames(port, [SILENCE_FRAME] * 60 + speech + [SILENCE_FRAME] * 200)
+    session.on_hangup("remote_hangup")
+    await task
+    [item] = folder.files()
+    assert session.ledger.record.recording == item.name == folder.name_of(item.path)
+    assert (await store.get_call(port.call_id)).recording == item.name  # type: ignore[union-attr]
+    _, caller, assistant = read_stereo(item.path)
+    assert np.abs(caller).max() > 3000 and np.abs(assistant).max() > 3000, "both sides are in it"

@@ -19,6 +19,7 @@ from tomsip.bridge.rtc import offer_host_candidates_on
 from tomsip.bridge.ws_stream import HostBusy, StreamLimits, stream_route
 from tomsip.call.conversation_limit import ConversationLimit, ConversationLimits, ConversationRefused
 from tomsip.call.dialplan import DialplanError, Dialplans, Route
+from tomsip.call.message_box import MessageBox
 from tomsip.call.session import CallSession
 from tomsip.conversation.rating import is_rating
 from tomsip.learn.learner import Assignment, PolicyLearner
@@ -56,8 +57,10 @@ def brain_options(route: Route) -> dict[str, object]:
     """What a pipeline gets from the dialplan: its free [options], the greeting and, where the plan
     records, the recording notice or question."""
     recording = route.plan.recording
-    prompt = {"recording_prompt": recording.prompt} if recording.mode != "off" else {}
-    return {"greeting": route.plan.greeting, **prompt, **route.plan.options}
+    extra = {"recording_prompt": recording.prompt} if recording.mode != "off" else {}
+    if route.plan.transfer.mode == "warm" and route.plan.transfer.accept_digit:
+        extra["agent_accept_digit"] = route.plan.transfer.accept_digit
+    return {"greeting": route.plan.greeting, **extra, **route.plan.options}
 
 
 def phrase_field(route: Route, text: str) -> str:
@@ -129,6 +132,7 @@ class App:
             self.recordings = RecordingFolder(settings.recordings_dir, settings.recordings_retention_days)
             self.recordings.check_writable()  # a folder that cannot take them stops start-up, not a call
         self._purging: asyncio.Task[None] | None = None
+        self.messages = MessageBox(settings.messages_file)
         pacing = DialerConfig(settings.outbound_rate, settings.outbound_max, settings.outbound_queue)
         self.dialer = Dialer(pacing, self._place, self._placed, self.metrics)
         self.status_callbacks = StatusCallbacks(
@@ -299,7 +303,7 @@ class App:
                 return
             finally:
                 self._answering -= 1
-            await self._converse(port, route, info.transport)
+            await self._converse(port, route, info.transport, caller=info.caller)
         finally:
             self.conversations.release(route.pipeline)
 
@@ -323,7 +327,7 @@ class App:
             self.conversations.release(route.pipeline)
 
     async def _converse(
-        self, port: AudioPort, route: Route, transport: str, context: dict[str, str] | None = None
+        self, port: AudioPort, route: Route, transport: str, context: dict[str, str] | None = None, caller: str = ""
     ) -> CallSession:
         """One conversation on any transport: policy, brain, session, and the episode it leaves.
         `context`: a call we placed (its request's variables)."""
@@ -343,6 +347,9 @@ class App:
             node=self.node_name,
             vad_aggressiveness=self.settings.vad_aggressiveness,
             recordings=self.recordings,
+            dial_agent=self.engine.dial_agent,
+            messages=self.messages,
+            caller=caller,
         )
         key = port.call_id
         while key in self.sessions:  # a reused Call-ID must not evict a live session
@@ -414,7 +421,7 @@ class App:
         call.answer_s = round(time.monotonic() - started, 2)
         self.metrics.outbound_answer_seconds.observe(call.answer_s)
         call.state = "in_call"
-        session = await self._converse(port, route.placed(), "udp", request.context)
+        session = await self._converse(port, route.placed(), "udp", request.context, caller=request.to)
         record = session.ledger.record
         call.outcome, call.answered_by = session.outcome, record.answered_by
         call.duration_s, call.amd_ms = record.duration_s, record.latencies_ms.get("amd")

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
         Path("recordings"), description="Where consented call recordings go (a folder per day); must be writable"
     )
     recordings_retention_days: int = Field(30, ge=0, le=36_500, description="Recordings older are purged; 0 keeps")
+    messages_file: Path = Field(
+        Path("messages.jsonl"), description="Messages left after a warm transfer found nobody (JSON lines)"
+    )
     outbound_proxy: str | None = Field(
         None, description="host[:port] that outbound calls go through when no trunk is registered"
     )

@@ -27,7 +27,7 @@ from typing import Protocol
 
 from tomsip.audio.frames import FRAME_MS, SILENCE_FRAME
 from tomsip.audio.player import PlayoutQueue
-from tomsip.audio.port import MediaTap, PortListener
+from tomsip.audio.port import AudioPort, MediaTap, PortListener
 from tomsip.conversation.events import ConversationEvent, PlayoutCleared
 
 log = logging.getLogger("tomsip.media")
@@ -98,6 +98,10 @@ class PacedPort(ABC):
 
     async def transfer(self, target: str) -> bool:
         """Hand the far end to `target`; False where the transport cannot (a browser)."""
+        return False
+
+    async def attended_transfer(self, other: AudioPort) -> bool:
+        """Hand the far end to `other`'s far end; False where the transport cannot."""
         return False
 
     def notify(self, event: ConversationEvent) -> None:

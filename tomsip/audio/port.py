@@ -98,6 +98,12 @@ class AudioPort(Protocol):
         """End the conversation from our side. Never raises: a far end that is gone is gone."""
         ...
 
+    async def attended_transfer(self, other: AudioPort) -> bool:
+        """Hand this port's far end to `other`'s far end (SIP: REFER with Replaces, both calls ours).
+        True once it was taken (both our legs then end); False where the far end cannot take it (it
+        did not offer Replaces, another transport), and the caller bridges the two instead."""
+        ...
+
     async def transfer(self, target: str) -> bool:
         """Hand the far end to `target` (SIP: a blind REFER). True once it was taken (our leg then
         ends); False if refused or impossible on this transport. Never raises."""

@@ -97,6 +97,20 @@ class RecordingModel(BaseModel):
         return self.notice if self.mode == "announce" else self.question
 
 
+class TransferModel(BaseModel):
+    """How "a person, please" hands the caller over (to the responder's transfer_uri)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["blind", "warm"] = Field(
+        "blind", description="blind: REFER at once; warm: hold the caller, call and brief the agent, then connect"
+    )
+    ring_s: int = Field(20, ge=5, le=120, description="warm: give up on the agent after ringing this long")
+    accept_digit: str = Field("", pattern=r"^[0-9*#]?$", description="warm: the agent accepts with this key")
+    accept_s: float = Field(10.0, ge=2, le=60, description="warm: time the agent has to press it")
+    take_message: bool = Field(True, description="warm: when nobody takes it, offer to take a message")
+
+
 class DialplanModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -111,6 +125,7 @@ class DialplanModel(BaseModel):
     learning: LearningModel = Field(default_factory=LearningModel)
     outbound: OutboundModel = Field(default_factory=OutboundModel)
     recording: RecordingModel = Field(default_factory=RecordingModel)
+    transfer: TransferModel = Field(default_factory=TransferModel)
 
     @model_validator(mode="after")
     def _policies_consistent(self) -> DialplanModel:
@@ -184,6 +199,9 @@ class Route:
             detect_answer=self.outbound and self.plan.outbound.detect_machine,
             leave_voicemail=bool(self.plan.outbound.voicemail_message),
             recording=self.plan.recording.mode,
+            warm_transfer=self.plan.transfer.mode == "warm",
+            warm_transfer_guard_ms=int((self.plan.transfer.ring_s + self.plan.transfer.accept_s + 60) * 1000),
+            take_message=self.plan.transfer.take_message,
             consent_wait_ms=int(self.plan.recording.wait_s * 1000),
             accept_digit=self.plan.recording.accept_digit,
             decline_digit=self.plan.recording.decline_digit,

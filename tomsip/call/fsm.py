@@ -19,6 +19,12 @@ End-of-call rating (when the dialplan asks for it): a call that the assistant en
 asks for a 1-5 rating (RATING state). A keypad digit 1-5, a spoken "one".."five" (the session
 transcribes the utterance and reports RatingHeard) or a rating from the browser answers it; the
 goodbye follows the answer or the timeout. A rating given earlier in the call is not asked for again.
+
+Before the first words: a call we placed starts in DETECTING (nothing is said until AnswerDetected;
+a machine gets the voicemail message once VoicemailReady), and a dialplan that records starts in
+CONSENT (StartRecording only after a yes, or after announce's window passes without a no). A warm
+transfer keeps the caller in CLOSING, on hold, until TransferConnected or TransferFailed (then the
+offer to take a message).
 """
 
 from __future__ import annotations
@@ -26,8 +32,108 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from tomsip.call.fsm_vocabulary import (
+    Action,
+    AnswerDetected,
+    BackendBargeIn,
+    CallEnded,
+    CallerHeld,
+    CallerResumed,
+    CallStarted,
+    CancelTimer,
+    CancelTurn,
+    ConsentHeard,
+    CountBargeIn,
+    DigitPressed,
+    Event,
+    FlushPlayout,
+    Hangup,
+    HearConsent,
+    HearRating,
+    LocalHangupRequested,
+    PausePlayout,
+    PlayoutDone,
+    RatingGiven,
+    RatingHeard,
+    RatingRejected,
+    RecordingDeclined,
+    RecordRating,
+    RemoteHangup,
+    ReplyFailed,
+    ReplyFinished,
+    ReplyStarted,
+    ResumePlayout,
+    SpeechContinues,
+    SpeechGap,
+    SpeechStarted,
+    StartRecording,
+    StartTimer,
+    StartTurn,
+    TakeMessage,
+    TimerFired,
+    TransferCall,
+    TransferConnected,
+    TransferFailed,
+    UtteranceEnded,
+    VoicemailReady,
+)
 from tomsip.conversation import rating as rating_scale
 from tomsip.conversation.turns import TurnKind
+
+__all__ = [
+    "CLOSING_TIMER",
+    "CONSENT_TIMER",
+    "MAX_DURATION_TIMER",
+    "NO_INPUT_TIMER",
+    "RATING_TIMER",
+    "Action",
+    "AnswerDetected",
+    "BackendBargeIn",
+    "CallEnded",
+    "CallFsm",
+    "CallStarted",
+    "CallerHeld",
+    "CallerResumed",
+    "CancelTimer",
+    "CancelTurn",
+    "ConsentHeard",
+    "CountBargeIn",
+    "DigitPressed",
+    "Event",
+    "FlushPlayout",
+    "FsmConfig",
+    "Hangup",
+    "HearConsent",
+    "HearRating",
+    "LocalHangupRequested",
+    "PausePlayout",
+    "PlayoutDone",
+    "RatingGiven",
+    "RatingHeard",
+    "RatingRejected",
+    "RecordRating",
+    "RecordingDeclined",
+    "RemoteHangup",
+    "ReplyFailed",
+    "ReplyFinished",
+    "ReplyStarted",
+    "ResumePlayout",
+    "SpeechContinues",
+    "SpeechGap",
+    "SpeechStarted",
+    "StartRecording",
+    "StartTimer",
+    "StartTurn",
+    "State",
+    "TakeMessage",
+    "TimerFired",
+    "TransferCall",
+    "TransferConnected",
+    "TransferFailed",
+    "TurnKind",
+    "UtteranceEnded",
+    "VoicemailReady",
+]
 
 
 class State(enum.Enum):
@@ -41,302 +147,6 @@ class State(enum.Enum):
     CLOSING = "closing"
     ENDED = "ended"
 
-
-# ---- events -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CallStarted:
-    """The call is answered and media flows."""
-
-
-@dataclass(frozen=True)
-class SpeechStarted:
-    """The end-pointer heard the onset of caller speech."""
-
-
-@dataclass(frozen=True)
-class SpeechContinues:
-    """The caller has been talking for `speech_ms` so far (sent on voiced frames)."""
-
-    speech_ms: int
-
-
-@dataclass(frozen=True)
-class SpeechGap:
-    """The caller has been quiet for `silent_ms` inside an utterance of `speech_ms` so far."""
-
-    silent_ms: int
-    speech_ms: int
-
-
-@dataclass(frozen=True)
-class UtteranceEnded:
-    """The caller stopped talking after `speech_ms` of speech."""
-
-    speech_ms: int
-
-
-@dataclass(frozen=True)
-class ReplyStarted:
-    """The first audio of turn `turn` is being played."""
-
-    turn: int
-
-
-@dataclass(frozen=True)
-class ReplyFinished:
-    """All audio of turn `turn` is queued; `end_call` when the brain asked to hang up after it,
-    `transfer_to` when it asked to hand the caller to that URI after it."""
-
-    turn: int
-    end_call: bool = False
-    transfer_to: str = ""
-
-
-@dataclass(frozen=True)
-class BackendBargeIn:
-    """A speech-to-speech backend heard the caller start talking (its own VAD) and stopped its reply."""
-
-
-@dataclass(frozen=True)
-class TransferFailed:
-    """The far end refused the transfer, or never reported its outcome."""
-
-
-@dataclass(frozen=True)
-class ReplyFailed:
-    """Producing turn `turn` failed (the session logs why)."""
-
-    turn: int
-
-
-@dataclass(frozen=True)
-class PlayoutDone:
-    """The last queued frame of turn `turn` went out."""
-
-    turn: int
-
-
-@dataclass(frozen=True)
-class DigitPressed:
-    digit: str
-
-
-@dataclass(frozen=True)
-class RatingHeard:
-    """The caller's utterance during the rating question, read as a rating (None: not a rating)."""
-
-    value: int | None
-
-
-@dataclass(frozen=True)
-class RatingGiven:
-    """A rating that came from outside the audio (a browser's rating event)."""
-
-    value: int
-    source: str = "browser"
-
-
-@dataclass(frozen=True)
-class TimerFired:
-    name: str
-
-
-@dataclass(frozen=True)
-class RemoteHangup:
-    reason: str = "remote"
-
-
-@dataclass(frozen=True)
-class CallerHeld:
-    """The far end put the call on hold (a re-INVITE with sendonly or inactive media)."""
-
-
-@dataclass(frozen=True)
-class CallerResumed:
-    """The far end took the call off hold."""
-
-
-@dataclass(frozen=True)
-class AnswerDetected:
-    """Who answered our outbound call (tomsip/call/answer_watch.py): human, machine or unknown."""
-
-    answer: str
-
-
-@dataclass(frozen=True)
-class VoicemailReady:
-    """The machine's greeting is over (after its beep, or a long enough quiet): leave the message."""
-
-
-@dataclass(frozen=True)
-class ConsentHeard:
-    """The caller's spoken answer to the recording question: True yes, False no, None unclear."""
-
-    answer: bool | None
-
-
-@dataclass(frozen=True)
-class LocalHangupRequested:
-    """Operator or drain deadline: close the call now."""
-
-    reason: str
-
-
-Event = (
-    CallStarted
-    | SpeechStarted
-    | SpeechContinues
-    | SpeechGap
-    | UtteranceEnded
-    | ReplyStarted
-    | ReplyFinished
-    | ReplyFailed
-    | PlayoutDone
-    | DigitPressed
-    | TimerFired
-    | RemoteHangup
-    | LocalHangupRequested
-    | TransferFailed
-    | BackendBargeIn
-    | RatingHeard
-    | RatingGiven
-    | CallerHeld
-    | CallerResumed
-    | AnswerDetected
-    | VoicemailReady
-    | ConsentHeard
-)
-
-# ---- actions ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StartTurn:
-    """Produce and play turn `turn`: a greeting, a reply to an utterance or digit, a goodbye."""
-
-    turn: int
-    kind: TurnKind
-    speech_ms: int = 0
-    digit: str = ""
-
-
-@dataclass(frozen=True)
-class CancelTurn:
-    """Stop producing turn `turn` (responder and TTS work in flight)."""
-
-    turn: int
-
-
-@dataclass(frozen=True)
-class FlushPlayout:
-    """Stop playout now and drop queued audio."""
-
-
-@dataclass(frozen=True)
-class PausePlayout:
-    """Hold playout where it is (tentative barge-in); nothing queued is lost."""
-
-
-@dataclass(frozen=True)
-class ResumePlayout:
-    """Continue a paused playout from where it stopped."""
-
-
-@dataclass(frozen=True)
-class StartTimer:
-    name: str
-    ms: int
-
-
-@dataclass(frozen=True)
-class CancelTimer:
-    name: str
-
-
-@dataclass(frozen=True)
-class Hangup:
-    """Send BYE (or close the browser session)."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class TransferCall:
-    """Hand the caller to `target` (SIP REFER); the call ends when the far end takes it."""
-
-    target: str
-
-
-@dataclass(frozen=True)
-class CountBargeIn:
-    """A barge-in happened (for metrics and the call record)."""
-
-
-@dataclass(frozen=True)
-class HearRating:
-    """Transcribe the utterance that just ended and report it back as RatingHeard."""
-
-
-@dataclass(frozen=True)
-class RecordRating:
-    """The caller rated the call `value` (1..5) by `source` (dtmf, speech, browser)."""
-
-    value: int
-    source: str
-
-
-@dataclass(frozen=True)
-class RatingRejected:
-    """Something that was not a rating arrived while one was asked for (counted, then ignored)."""
-
-    source: str
-
-
-@dataclass(frozen=True)
-class HearConsent:
-    """Transcribe the utterance that just ended and report it back as ConsentHeard."""
-
-
-@dataclass(frozen=True)
-class StartRecording:
-    """The caller consented: record the call from now on (never a byte before)."""
-
-
-@dataclass(frozen=True)
-class RecordingDeclined:
-    """The caller declined, or did not agree in time: this call is not recorded."""
-
-    how: str  # dtmf, speech, timeout
-
-
-@dataclass(frozen=True)
-class CallEnded:
-    """The call is over; `reason` says why. Always the last action."""
-
-    reason: str
-
-
-Action = (
-    StartTurn
-    | CancelTurn
-    | FlushPlayout
-    | PausePlayout
-    | ResumePlayout
-    | StartTimer
-    | CancelTimer
-    | Hangup
-    | TransferCall
-    | CountBargeIn
-    | HearRating
-    | RecordRating
-    | RatingRejected
-    | HearConsent
-    | StartRecording
-    | RecordingDeclined
-    | CallEnded
-)
 
 MAX_DURATION_TIMER = "max_duration"
 NO_INPUT_TIMER = "no_input"
@@ -355,6 +165,9 @@ class FsmConfig:
     max_no_input_prompts: int = 2
     closing_guard_ms: int = 8_000
     transfer_guard_ms: int = 40_000
+    warm_transfer: bool = False
+    warm_transfer_guard_ms: int = 120_000  # the agent's ring time, the briefing and the acceptance
+    take_message: bool = True  # after a warm transfer nobody took
     ask_rating: bool = False
     rating_timeout_ms: int = 6_000
     detect_answer: bool = False  # an outbound call: listen for who answered before the greeting
@@ -389,13 +202,17 @@ class CallFsm:
     held: bool = False  # the caller holds the call: nothing is said to the line, nothing heard is a turn
     _resume_kind: TurnKind = TurnKind.RESUMED
     _hearing_consent: bool = False
+    _connected: bool = False  # a warm transfer connected the caller to the agent
+    _message_next: bool = False  # the next utterance is a message for the people the transfer missed
+    _close_after: str = ""  # close the call (this reason) once the current turn has played
 
     def handle(self, event: Event) -> list[Action]:
         if self.state is State.ENDED:
             return []
         if isinstance(event, RemoteHangup):
             self.hung_up_while_speaking = self.state in (State.SPEAKING, State.GREETING)
-            return self._end("transferred" if self._transferring else event.reason, send_bye=False)
+            handed_over = self._transferring and (self._connected or not self.config.warm_transfer)
+            return self._end("transferred" if handed_over else event.reason, send_bye=False)
         if isinstance(event, LocalHangupRequested):
             return self._end(event.reason, send_bye=True)
         if self.held and not isinstance(event, (CallerResumed, TimerFired)):
@@ -580,6 +397,11 @@ class CallFsm:
         if self._paused and self.state in (State.SPEAKING, State.GREETING):
             self._paused = False
             return [ResumePlayout()]
+        if self.state is State.LISTENING and self._message_next:
+            self._message_next = False
+            self._close_after = "message_taken"
+            self.state = State.THINKING
+            return [CancelTimer(NO_INPUT_TIMER), TakeMessage(), *self._new_turn(TurnKind.MESSAGE_TAKEN)]
         if self.state is State.LISTENING:
             self._no_input_prompts = 0
             self.state = State.THINKING
@@ -627,6 +449,9 @@ class CallFsm:
             return [*resume, StartTimer(CONSENT_TIMER, self.config.consent_wait_ms)]
         if self._transfer_after_reply:
             return resume + self._transfer(self._transfer_after_reply)
+        if self._close_after:
+            reason, self._close_after = self._close_after, ""
+            return resume + self._ask_rating_or_close(reason)
         if self._end_after_reply:
             return resume + self._ask_rating_or_close("completed")
         return resume + self._listen()
@@ -637,17 +462,29 @@ class CallFsm:
         self._transferring = True
         self.state = State.CLOSING
         self.end_reason = "transferred"
+        warm = self.config.warm_transfer
+        guard = self.config.warm_transfer_guard_ms if warm else self.config.transfer_guard_ms
         return [
             CancelTimer(NO_INPUT_TIMER),
-            StartTimer(CLOSING_TIMER, self.config.transfer_guard_ms),
-            TransferCall(target),
+            StartTimer(CLOSING_TIMER, guard),
+            TransferCall(target, warm),
         ]
+
+    def _on_TransferConnected(self, _: TransferConnected) -> list[Action]:
+        if not self._transferring or self.state is not State.CLOSING:
+            return []
+        self._connected = True
+        return [CancelTimer(CLOSING_TIMER)]  # connected: the call lasts as long as the two talk
 
     def _on_TransferFailed(self, _: TransferFailed) -> list[Action]:
         if not self._transferring or self.state is not State.CLOSING:
             return []
         self._transferring = False
         self.state = State.LISTENING  # _close interrupts nothing from here
+        if self.config.warm_transfer and self.config.take_message:
+            self._message_next = True
+            self.state = State.THINKING
+            return [CancelTimer(CLOSING_TIMER), *self._new_turn(TurnKind.TRANSFER_FAILED)]
         return self._close("transfer_failed")
 
     def _on_RatingHeard(self, event: RatingHeard) -> list[Action]:

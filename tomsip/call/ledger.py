@@ -126,6 +126,15 @@ class CallLedger:
         self._log.info("answered by %s (%s) after %d ms", verdict.answer.value, verdict.reason, verdict.at_ms)
         self.save()
 
+    def transfer(self, result: str) -> None:
+        """A warm transfer's outcome: bridged, referred, or failed_<why>."""
+        self._metrics.warm_transfers.labels(result=result).inc()
+        self._log.info("warm transfer %s", result)
+
+    def message_taken(self) -> None:
+        self._metrics.messages_taken.inc()
+        self._log.info("the caller left a message")
+
     def recording_started(self, name: str) -> None:
         self.record.recording = name
         self._metrics.recordings.labels(result="recorded").inc()

@@ -22,10 +22,12 @@ from tomsip.call import fsm
 from tomsip.call.answer_watch import AnswerWatch
 from tomsip.call.dialplan import Route
 from tomsip.call.ledger import CallLedger, CallSummary, Conduct
+from tomsip.call.message_box import MessageBox
 from tomsip.call.reply import TurnRunner
 from tomsip.call.speculation import Speculation, Transcription
 from tomsip.call.timers import CallTimers
 from tomsip.call.turn_taker import DropSpeculation, EchoSuppressed, Heard, Rejoined, Transcribe, TurnTaker
+from tomsip.call.warm_transfer import DialAgent, TransferPlan, TransferUnavailable, WarmTransfer
 from tomsip.conversation.rating import is_rating
 from tomsip.conversation.turns import TurnKind
 from tomsip.monitor.logs import call_id_var
@@ -53,6 +55,9 @@ class CallSession:
         vad_aggressiveness: int = 2,
         wall_clock: Callable[[], float] = time.time,
         recordings: RecordingFolder | None = None,
+        dial_agent: DialAgent | None = None,
+        messages: MessageBox | None = None,
+        caller: str = "",
     ) -> None:
         self.port, self.brain, self.route, self.metrics = port, brain, route, metrics
         self.fsm = fsm.CallFsm(route.fsm_config)
@@ -77,6 +82,11 @@ class CallSession:
         self._consent_task: asyncio.Task[None] | None = None
         self._recordings = recordings
         self._recording: CallRecording | None = None
+        self._dial_agent, self._messages, self._caller = dial_agent, messages, caller
+        t = route.plan.transfer
+        self._transfer_plan = TransferPlan(t.ring_s, t.accept_digit, t.accept_s)
+        self._warm: WarmTransfer | None = None
+        self._side_tasks: set[asyncio.Task[None]] = set()  # a warm transfer, a message being written
         self._ended = asyncio.Event()
         self._outcome = ""
         brain.on_barge_in(self.barge_in)
@@ -122,10 +132,12 @@ class CallSession:
     async def _cleanup(self) -> None:
         self._timers.cancel_all()
         self._turns.cancel_all()
-        for task in (self._rating_task, self._consent_task):
+        for task in (self._rating_task, self._consent_task, *self._side_tasks):
             if task is not None:
                 task.cancel()
         self._stop_recording()
+        if self._warm is not None:
+            await self._guarded("transfer", self._warm.close())
         self._speculation.drop()
         if self._hangup_task is not None:
             try:
@@ -145,7 +157,15 @@ class CallSession:
         self._guard("dtmf", self._feed, fsm.DigitPressed(digit))
 
     def on_hangup(self, reason: str) -> None:
+        if self._warm is not None and self._warm.handing_over and not self._warm.counted:
+            self._guard("transfer", self._referred)  # the stack ends our leg once the REFER was taken
         self._guard("hangup", self._feed, fsm.RemoteHangup(reason))
+
+    def _referred(self) -> None:
+        assert self._warm is not None
+        self._warm.referred = self._warm.counted = True
+        self.ledger.transfer("referred")
+        self._feed(fsm.TransferConnected())
 
     def on_hold(self, held: bool) -> None:
         if held:
@@ -155,6 +175,9 @@ class CallSession:
     def _on_frame(self, frame: bytes) -> None:
         if self.fsm.state is fsm.State.ENDED or self.fsm.held:
             return  # a held line carries music or nothing: neither is the caller speaking
+        if self._warm is not None and self._warm.bridged:
+            self._warm.from_caller(frame)  # the caller talks to the agent now, not to us
+            return
         self.brain.hear(frame)
         heard = self._taker.hear(frame, self.port.played_ms // FRAME_MS, self.fsm.state)
         if self._taker.voiced:
@@ -233,8 +256,12 @@ class CallSession:
                 self._timers.carry_out(action)
             case fsm.CountBargeIn() | fsm.RecordRating() | fsm.RatingRejected():
                 self.ledger.book(action, self.fsm.barge_ins)
+            case fsm.TransferCall(target=target, warm=True):
+                self._side_task(self._guarded("transfer", self._warm_transfer(target)))
             case fsm.TransferCall(target=target):
                 self._hangup_task = loop.create_task(self._guarded("transfer", self._transfer(target)))
+            case fsm.TakeMessage():
+                self._side_task(self._guarded("message", self._take_message(self._taker.take_rating())))
             case fsm.Hangup(reason=reason):
                 self.log.info("hanging up reason=%s", reason)
                 self._hangup_task = loop.create_task(self.port.hangup())  # never raises
@@ -287,6 +314,42 @@ class CallSession:
         if recording.failed:
             self.ledger.recording_failed("write")
         self.ledger.recording_stopped(recording.seconds)
+
+    def _side_task(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    async def _warm_transfer(self, target: str) -> None:
+        """Hold, call and brief the agent, connect; the call then lasts until one side hangs up."""
+        if self._dial_agent is None:
+            self._feed(fsm.TransferFailed())
+            return
+        self.log.info("warm transfer: calling the agent")
+        self._warm = WarmTransfer(self.port, self.brain, self._dial_agent, self._transfer_plan, self.log)
+        try:
+            how = await self._warm.connect(target)
+        except TransferUnavailable as exc:
+            self._warm = None
+            self.ledger.transfer(f"failed_{exc.reason}")
+            self._feed(fsm.TransferFailed())
+            return
+        if how == "referred":
+            if not self._warm.counted:  # the caller's leg may have closed first (on_hangup counted it)
+                self._referred()
+            return
+        self.ledger.transfer(how)
+        self._feed(fsm.TransferConnected())
+        if how == "bridged":
+            await self._warm.agent_gone()
+            self._feed(fsm.LocalHangupRequested("transferred"))
+
+    async def _take_message(self, audio: bytes) -> None:
+        transcript = await self.brain.transcribe(audio) if audio else None
+        text = transcript.text.strip() if transcript else ""
+        self.ledger.message_taken()
+        if self._messages is not None:
+            await self._messages.leave(self.call_id, self.route.plan.name, self._caller, text)
 
     async def _transfer(self, target: str) -> None:
         self.log.info("transferring the caller")

@@ -52,6 +52,15 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.warm_transfers = Counter(
+            "tomsip_warm_transfers_total",
+            "Warm transfers: bridged, referred, or failed_<no_answer|busy|rejected|failed|not_accepted|agent_hung_up>",
+            ["result"],
+            registry=r,
+        )
+        self.messages_taken = Counter(
+            "tomsip_messages_taken_total", "Messages callers left when a warm transfer found nobody", registry=r
+        )
         self.recordings = Counter(
             "tomsip_recordings_total",
             "Consent outcomes: recorded, declined (by dtmf, speech or timeout), failed (could not write)",

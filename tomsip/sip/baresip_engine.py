@@ -51,7 +51,8 @@ class BaresipIncoming:
     async def answer(self) -> AudioPort:
         await self._call.answer()
         await self._call.wait_established(timeout=ESTABLISH_TIMEOUT_S)
-        return BaresipPort(self._call, self.info.call_id, self._engine.clock, self._engine.metrics)
+        replaces = "replaces" in self._call.headers.get("Supported", "").lower()
+        return BaresipPort(self._call, self.info.call_id, self._engine.clock, self._engine.metrics, replaces)
 
     async def refuse(self) -> None:
         try:
@@ -72,6 +73,7 @@ class BaresipEngine:
         self._registration: TrunkRegistration | None = None
         self._proxy_ua: UserAgent | None = None  # outbound calls through TOMSIP_OUTBOUND_PROXY
         self._early = EarlyOutcomes()
+        self._local_ua: UserAgent | None = None  # this node's own UDP identity (warm-transfer agents)
 
     def _config(self) -> Config:
         s = self.settings
@@ -91,7 +93,7 @@ class BaresipEngine:
             net_interface=s.sip_host,
             # Above ours, so that calls past the limit reach tomsip's admission and are refused there.
             max_concurrent_calls=STACK_LINES,
-            expose_headers=("Via", "To"),
+            expose_headers=("Via", "To", "Supported"),
             rtp_timeout=s.rtp_timeout_s,
             native_log_level="warning",
             extra_config_text="\n".join(lines) + "\n",
@@ -127,6 +129,8 @@ class BaresipEngine:
         for transport, port in transports:
             ua = await UserAgent.create(self._runtime, self._account(transport, port), transfer_policy="reject")
             ua.on_incoming(lambda call, t=transport: self._incoming(call, t))
+            if transport == "udp":
+                self._local_ua = ua
         self.clock.start()
         if s.trunk_registrar:
             self._registration = TrunkRegistration(self._runtime, trunk_config(s), self.metrics)
@@ -163,8 +167,11 @@ class BaresipEngine:
         else:
             raise NoTrunk("no outbound trunk: set TOMSIP_OUTBOUND_PROXY or TOMSIP_TRUNK_REGISTRAR")
         headers = {"P-Asserted-Identity": f"<sip:{caller_id}@{domain}>"} if caller_id else None
+        return await self._place(ua, f"sip:{number}@{domain}", headers, call_id)
+
+    async def _place(self, ua: UserAgent, uri: str, headers: dict[str, str] | None, call_id: str) -> OutgoingCall:
         try:
-            call = await ua.dial(f"sip:{number}@{domain}", headers)
+            call = await ua.dial(uri, headers)
         except NoLocalAddressError as exc:
             raise DialFailed("failed", None, "no route to the trunk") from exc
         except BaresipError as exc:
@@ -176,6 +183,19 @@ class BaresipEngine:
             return BaresipPort(answered, call_id, self.clock, self.metrics)
 
         return BaresipOutgoing(call, port, self._early.take(call.handle))
+
+    async def dial_agent(self, uri: str, call_id: str) -> OutgoingCall:
+        """A warm transfer's call to the human agent: the URI as the dialplan gives it, from the trunk
+        account or the outbound proxy when there is one, else straight from this node."""
+        if self._registration is not None and self._registration.ua is not None:
+            ua = self._registration.ua
+        elif self._proxy_ua is not None:
+            ua = self._proxy_ua
+        elif self._local_ua is not None:
+            ua = self._local_ua
+        else:
+            raise NoTrunk("the SIP engine is not started")
+        return await self._place(ua, uri, None, call_id)
 
     def _incoming(self, call: Call, transport: str) -> None:
         headers = call.headers

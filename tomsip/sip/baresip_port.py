@@ -21,7 +21,7 @@ from baresip.events import Event, StackEvent
 from tomsip.audio.framer import Framer
 from tomsip.audio.frames import FRAME_BYTES, FRAME_MS
 from tomsip.audio.paced_port import Clock, MediaCounters, PacedPort
-from tomsip.audio.port import PortListener
+from tomsip.audio.port import AudioPort, PortListener
 from tomsip.audio.resample import StreamResampler
 
 log = logging.getLogger("tomsip.sip.port")
@@ -37,9 +37,12 @@ class BaresipPort(PacedPort):
     BUFFERS_TX = True
     TX_LEAD_FRAMES = 3
 
-    def __init__(self, call: Call, call_id: str, clock: Clock, counters: MediaCounters) -> None:
+    def __init__(
+        self, call: Call, call_id: str, clock: Clock, counters: MediaCounters, supports_replaces: bool = False
+    ) -> None:
         super().__init__(call_id, "unknown", clock, counters)
         self._call = call
+        self._supports_replaces = supports_replaces  # the far end's INVITE said `Supported: replaces`
         self._resampler: StreamResampler | None = None
         self._framer = Framer()
         self._rx_read_bytes = 2048
@@ -93,6 +96,21 @@ class BaresipPort(PacedPort):
                 await self._call.hangup()
             except BaresipError:
                 pass
+
+    async def attended_transfer(self, other: AudioPort) -> bool:
+        if not self._supports_replaces or not isinstance(other, BaresipPort):
+            return False
+        try:
+            await self._call.attended_transfer(other._call)
+        except (BaresipError, ValueError) as exc:
+            self.log.info("attended transfer failed: %s", type(exc).__name__)
+            for call in (self._call, other._call):  # both legs were put on hold for it
+                try:
+                    await call.resume()
+                except BaresipError:
+                    pass
+            return False
+        return True
 
     async def transfer(self, target: str) -> bool:
         try:

@@ -71,3 +71,7 @@ class SipEngine(Protocol):
     async def dial(self, number: str, call_id: str, caller_id: str | None) -> OutgoingCall:
         """Send the INVITE for `number` through the trunk; raises NoTrunk or DialFailed."""
         ...
+
+    async def dial_agent(self, uri: str, call_id: str) -> OutgoingCall:
+        """Call a SIP URI (a warm transfer's human agent); raises DialFailed."""
+        ...

@@ -20,10 +20,13 @@ from dataclasses import dataclass
 from tomsip.conversation.turns import TurnKind
 from tomsip.speech import intents
 from tomsip.speech.stages import (
+    MESSAGE_TAKEN,
     RATING_PROMPT,
+    TRANSFER_FAILED,
     ReplyText,
     Transcript,
     TurnRequest,
+    briefing,
     consent_prompt,
     rating_prompt,
     voicemail_message,
@@ -69,6 +72,7 @@ class BookingOptions:
     rating_prompt: str = RATING_PROMPT
     voicemail_message: str = ""
     consent_prompt: str = ""
+    agent_accept_digit: str = ""
 
     @classmethod
     def from_options(cls, options: Mapping[str, object]) -> BookingOptions:
@@ -90,6 +94,7 @@ class BookingOptions:
             rating_prompt=rating_prompt(options),
             voicemail_message=voicemail_message(options),
             consent_prompt=consent_prompt(options),
+            agent_accept_digit=text("agent_accept_digit", ""),
         )
 
 
@@ -128,6 +133,12 @@ class BookingConversation:
             return [ReplyText(self.options.voicemail_message)]
         if kind is TurnKind.CONSENT:
             return [ReplyText(self.options.consent_prompt)]
+        if kind is TurnKind.BRIEFING:
+            return [ReplyText(briefing(self.summary(), {"agent_accept_digit": self.options.agent_accept_digit}))]
+        if kind is TurnKind.TRANSFER_FAILED:
+            return [ReplyText(TRANSFER_FAILED)]
+        if kind is TurnKind.MESSAGE_TAKEN:
+            return [ReplyText(MESSAGE_TAKEN)]
         if kind is TurnKind.NO_INPUT:
             return self._say(STILL_THERE + self._question())
         if kind is TurnKind.RESUMED:
@@ -138,6 +149,16 @@ class BookingConversation:
         if not text:
             return self._say(NOT_HEARD + self._question())
         return self._on_text(text)
+
+    def summary(self) -> str:
+        """For the agent of a warm transfer: who is waiting, and what they want so far."""
+        if self.booked and self.day and self.time:
+            return f"A caller has booked {self.day} at {self.time.spoken()} and would like a word with you."
+        if self.day and self.time:
+            return f"A caller would like an appointment on {self.day} at {self.time.spoken()}."
+        if self.day:
+            return f"A caller would like an appointment on {self.day}; no time is agreed yet."
+        return "A caller would like to book an appointment and asked for a person."
 
     def _on_digit(self, digit: str) -> list[ReplyText]:
         if digit == "0":

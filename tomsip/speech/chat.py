@@ -26,10 +26,13 @@ import aiohttp
 from tomsip.conversation.turns import TurnKind
 from tomsip.speech.sentences import SentenceCutter
 from tomsip.speech.stages import (
+    MESSAGE_TAKEN,
+    TRANSFER_FAILED,
     ReplyText,
     SpeechStageError,
     Transcript,
     TurnRequest,
+    briefing,
     call_context,
     consent_prompt,
     rating_prompt,
@@ -138,6 +141,17 @@ class ChatConversation:
         self.rating_prompt = rating_prompt(options)
         self.voicemail = voicemail_message(options)
         self.consent = consent_prompt(options)
+        self._options = options
+        self._fixed = {
+            TurnKind.GOODBYE: GOODBYE,
+            TurnKind.RATING: self.rating_prompt,
+            TurnKind.VOICEMAIL: self.voicemail,
+            TurnKind.CONSENT: self.consent,
+            TurnKind.TRANSFER_FAILED: TRANSFER_FAILED,
+            TurnKind.MESSAGE_TAKEN: MESSAGE_TAKEN,
+            TurnKind.NO_INPUT: STILL_THERE,
+            TurnKind.RESUMED: WELCOME_BACK,
+        }
         prompt = str(options.get("system_prompt") or DEFAULT_PROMPT)
         context = call_context(options)
         if context:  # an outbound call's purpose: whom we call, about what
@@ -150,23 +164,14 @@ class ChatConversation:
             self._remember("assistant", self.greeting)
             yield ReplyText(self.greeting)
             return
-        if kind is TurnKind.GOODBYE:
-            yield ReplyText(GOODBYE)
+        if kind is TurnKind.BRIEFING:
+            said = [m["content"] for m in self.history if m["role"] == "user"][-2:]
+            summary = "A caller is waiting." + (f" They said: {' '.join(said)}" if said else "")
+            yield ReplyText(briefing(summary, self._options))
             return
-        if kind is TurnKind.RATING:
-            yield ReplyText(self.rating_prompt)
-            return
-        if kind is TurnKind.VOICEMAIL:
-            yield ReplyText(self.voicemail)
-            return
-        if kind is TurnKind.CONSENT:
-            yield ReplyText(self.consent)
-            return
-        if kind is TurnKind.NO_INPUT:
-            yield ReplyText(STILL_THERE)
-            return
-        if kind is TurnKind.RESUMED:
-            yield ReplyText(WELCOME_BACK)
+        fixed = self._fixed.get(kind)
+        if fixed is not None:  # words that do not depend on what the caller said
+            yield ReplyText(fixed)
             return
         if kind is TurnKind.DIGIT:
             user = f"(The caller pressed the key {request.digit}.)"

@@ -41,6 +41,10 @@ RESUMED_TONE = (3500, 300)  # back from hold
 RATING_TONE = (1800, 500)
 VOICEMAIL_TONE = (1200, 1000)  # the message left on an answering machine
 CONSENT_TONE = (2800, 400)  # the recording notice or question
+TRANSFER_TONE = (3400, 200)  # "putting you through" (digit 0 with a transfer_uri)
+BRIEFING_TONE = (3200, 600)  # to the agent of a warm transfer
+TRANSFER_FAILED_TONE = (3800, 500)  # nobody took the transfer: leave a message?
+MESSAGE_TAKEN_TONE = (2200, 300)
 HANGUP_DIGIT_TONE = (2600, 300)
 DIGIT_HZ = 2400
 CHUNK_MS = 200
@@ -65,30 +69,36 @@ class MockSpeechToText:
         return Transcript(f"{bytes_to_ms(len(audio))} ms of speech")
 
 
+# Turns whose words do not depend on what the caller said: one tone each.
+FIXED_TONES = {
+    TurnKind.GREETING: GREETING_TONE,
+    TurnKind.GOODBYE: GOODBYE_TONE,
+    TurnKind.NO_INPUT: NO_INPUT_TONE,
+    TurnKind.RESUMED: RESUMED_TONE,
+    TurnKind.RATING: RATING_TONE,
+    TurnKind.VOICEMAIL: VOICEMAIL_TONE,
+    TurnKind.CONSENT: CONSENT_TONE,
+    TurnKind.BRIEFING: BRIEFING_TONE,
+    TurnKind.TRANSFER_FAILED: TRANSFER_FAILED_TONE,
+    TurnKind.MESSAGE_TAKEN: MESSAGE_TAKEN_TONE,
+}
+
+
 class MockConversation:
-    def __init__(self, fail_on_reply: int | None) -> None:
+    def __init__(self, fail_on_reply: int | None, transfer_uri: str = "") -> None:
         self._replies = 0
         self._fail_on_reply = fail_on_reply
+        self._transfer_uri = transfer_uri
 
     async def respond(self, request: TurnRequest, transcript: Transcript | None) -> AsyncIterator[ReplyText]:
         kind = request.kind
-        if kind is TurnKind.GREETING:
-            yield _tone_text(GREETING_TONE)
-        elif kind is TurnKind.GOODBYE:
-            yield _tone_text(GOODBYE_TONE)
-        elif kind is TurnKind.NO_INPUT:
-            yield _tone_text(NO_INPUT_TONE)
-        elif kind is TurnKind.RESUMED:
-            yield _tone_text(RESUMED_TONE)
-        elif kind is TurnKind.RATING:
-            yield _tone_text(RATING_TONE)
-        elif kind is TurnKind.VOICEMAIL:
-            yield _tone_text(VOICEMAIL_TONE)
-        elif kind is TurnKind.CONSENT:
-            yield _tone_text(CONSENT_TONE)
+        if kind in FIXED_TONES:
+            yield _tone_text(FIXED_TONES[kind])
         elif kind is TurnKind.DIGIT:
             if request.digit == "#":
                 yield ReplyText(_tone_text(HANGUP_DIGIT_TONE).text, end_call=True)
+            elif request.digit == "0" and self._transfer_uri:  # "a person, please": the dialplan's transfer
+                yield ReplyText(_tone_text(TRANSFER_TONE).text, transfer_to=self._transfer_uri)
             elif request.digit in DIGITS:
                 yield _tone_text(digit_tone(request.digit))
         else:
@@ -105,7 +115,7 @@ def _tone_text(tone: tuple[int, int]) -> ReplyText:
 class MockResponder:
     def open(self, call_id: str, options: Mapping[str, object]) -> MockConversation:
         fail = options.get("mock_fail_on_reply")
-        return MockConversation(int(fail) if isinstance(fail, int) else None)
+        return MockConversation(int(fail) if isinstance(fail, int) else None, str(options.get("transfer_uri") or ""))
 
     def fixed_phrases(self, options: Mapping[str, object]) -> list[str]:
         return []  # tones cost nothing to make

@@ -68,6 +68,10 @@ PROMPTS = {
     TurnKind.GOODBYE: "The call is ending now. Say a short, friendly goodbye.",
     TurnKind.RESUMED: "The caller put the call on hold and is back. Welcome them back in a few words and carry on.",
     TurnKind.RATING: "Ask the caller to rate this call from one to five on the keypad. Say nothing else.",
+    TurnKind.BRIEFING: "You are now speaking to a colleague who will take this caller over. In one or two "
+    "sentences, tell them who is waiting and what the caller wants.",
+    TurnKind.TRANSFER_FAILED: "Nobody could take the call. Apologise briefly and offer to take a message now.",
+    TurnKind.MESSAGE_TAKEN: "Thank the caller for their message and say you will pass it on. Nothing else.",
 }
 
 

@@ -80,6 +80,19 @@ def rating_prompt(options: Mapping[str, object]) -> str:
     return str(options.get("rating_prompt") or RATING_PROMPT)
 
 
+TRANSFER_FAILED = (
+    "I'm sorry, nobody could take your call right now. If you would like to leave a message, "
+    "please say it now, and I will pass it on."
+)
+MESSAGE_TAKEN = "Thank you, I will pass your message on."
+
+
+def briefing(summary: str, options: Mapping[str, object]) -> str:
+    """What the agent of a warm transfer hears: the summary, and how to accept when the dialplan asks."""
+    digit = str(options.get("agent_accept_digit") or "")
+    return f"{summary} Press {digit} to take the call." if digit else f"{summary} Connecting you now."
+
+
 def consent_prompt(options: Mapping[str, object]) -> str:
     """The recording notice or question (the dialplan's `[recording]`); "" when it does not record."""
     return str(options.get("recording_prompt") or "")
