@@ -25,23 +25,19 @@ from tomsip.conversation.rating import is_rating
 from tomsip.learn.learner import Assignment, PolicyLearner
 from tomsip.monitor.calls_view import CallsViewConfig, calls_routes
 from tomsip.monitor.health import health_routes
-from tomsip.monitor.logs import call_id_var, mask_number
+from tomsip.monitor.logs import call_id_var
 from tomsip.monitor.metrics import Metrics
-from tomsip.outbound.api import OutboundApi, Refused, outbound_routes
-from tomsip.outbound.dialer import Dialer, DialerConfig
+from tomsip.outbound.api import OutboundApi, outbound_routes
+from tomsip.outbound.dialer import DialerConfig
+from tomsip.outbound.placing import OutboundCalls, OutboundConfig
 from tomsip.outbound.request import (
-    OutboundCall,
-    OutboundRequest,
-    not_answered_record,
     outbound_options,
-    record_view,
 )
-from tomsip.outbound.status import StatusCallbacks
 from tomsip.recording.folder import RecordingFolder
 from tomsip.security.tokens import AuthRefused, TokenVerifier, load_key
 from tomsip.settings import Settings
 from tomsip.sip.admission import Admission
-from tomsip.sip.engine import DialFailed, IncomingCall, SipEngine
+from tomsip.sip.engine import IncomingCall, SipEngine
 from tomsip.speech.calibration import TURN_EVERY_S
 from tomsip.speech.phrase_cache import UnspeakablePhrase
 from tomsip.speech.registry import build_pipeline
@@ -133,10 +129,22 @@ class App:
             self.recordings.check_writable()  # a folder that cannot take them stops start-up, not a call
         self._purging: asyncio.Task[None] | None = None
         self.messages = MessageBox(settings.messages_file)
-        pacing = DialerConfig(settings.outbound_rate, settings.outbound_max, settings.outbound_queue)
-        self.dialer = Dialer(pacing, self._place, self._placed, self.metrics)
-        self.status_callbacks = StatusCallbacks(
-            settings.status_callback_timeout_s, settings.status_callback_attempts, self.metrics
+        outbound = OutboundConfig(
+            DialerConfig(settings.outbound_rate, settings.outbound_max, settings.outbound_queue),
+            settings.outbound_ring_s,
+            settings.status_callback_timeout_s,
+            settings.status_callback_attempts,
+            self.node_name,
+        )
+        self.outbound = OutboundCalls(
+            outbound,
+            self.engine,
+            self.dialplans,
+            self.conversations,
+            self.store,
+            self.metrics,
+            lambda port, route, transport, context, caller: self._converse(port, route, transport, context, caller),
+            lambda: self.draining,
         )
         self._runner: web.AppRunner | None = None
         self._stopped = asyncio.Event()
@@ -186,7 +194,7 @@ class App:
         token = self.settings.admin_token
         view = CallsViewConfig(token.get_secret_value() if token else None, self.settings.calls_show_transcripts)
         app.add_routes(calls_routes(self.store, view, self.local_words))
-        outbound = OutboundApi(token.get_secret_value() if token else None, self.submit_call, self.outbound_status)
+        outbound = OutboundApi(token.get_secret_value() if token else None, self.outbound.submit, self.outbound.status)
         app.add_routes(outbound_routes(outbound, self.metrics))
         return app
 
@@ -198,7 +206,7 @@ class App:
         # SIP first: /healthz answering is what says "ready" (to orchestrators, to tests), and an
         # INVITE sent on that word must find the stack's user agents there, not a 404.
         await self.engine.start(self.on_call)
-        self.dialer.start()
+        self.outbound.dialer.start()
         if self.recordings is not None:
             self._purging = asyncio.get_running_loop().create_task(self._purge_recordings(), name="purge")
         self._runner = web.AppRunner(self.web_app(), access_log=None)
@@ -214,8 +222,8 @@ class App:
         self.metrics.draining.set(1)
         log.info("draining: %d live calls, deadline %.0f s", len(self.sessions), timeout)
         deadline = time.monotonic() + timeout
-        await self.dialer.close_queue()
-        while (self.sessions or self._answering or self.dialer.in_progress) and time.monotonic() < deadline:
+        await self.outbound.dialer.close_queue()
+        while (self.sessions or self._answering or self.outbound.dialer.in_progress) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         for session in list(self.sessions.values()):
             session.request_hangup("drain")
@@ -237,9 +245,8 @@ class App:
 
     async def stop(self) -> None:
         await cancel_and_wait(self._purging)
-        await self.dialer.stop()
+        await self.outbound.stop()
         await self.engine.stop()
-        await self.status_callbacks.close()
         await self.bridge_clock.stop()
         await self.call_ids.stop()
         if self._runner is not None:
@@ -361,88 +368,6 @@ class App:
         finally:
             self.sessions.pop(key, None)
             self._learn_from(session, assignment)
-
-    # ---- calls we place ----
-
-    def submit_call(self, request: OutboundRequest) -> OutboundCall:
-        """POST /api/calls: queue the call (the dialer paces it), or say why not (Refused, QueueFull)."""
-        if self.draining:
-            raise Refused(503, "draining")
-        if not self.engine.can_dial():
-            raise Refused(409, "no_trunk", "set TOMSIP_OUTBOUND_PROXY or TOMSIP_TRUNK_REGISTRAR")
-        if self.dialplans.named(request.dialplan) is None:
-            raise Refused(400, "unknown_dialplan", f"no dialplan named {request.dialplan[:64]!r}")
-        call = OutboundCall(request)
-        self.dialer.submit(call)
-        log.info("outbound call queued to=%s dialplan=%s", mask_number(request.to), request.dialplan)
-        return call
-
-    async def outbound_status(self, call_id: str) -> dict[str, object] | None:
-        call = self.dialer.get(call_id)
-        if call is not None:
-            return call.view()
-        try:
-            record = await self.store.get_call(call_id)
-        except Exception:  # noqa: BLE001 - unknown either way
-            return None
-        return record_view(record) if record is not None and record.direction == "outbound" else None
-
-    async def _place(self, call: OutboundCall) -> None:
-        """The dialer's turn for `call`: admission by speech capacity (a call we cannot carry is not
-        placed), the INVITE, and the conversation when it is answered."""
-        call_id_var.set(call.id)
-        route = self.dialplans.named(call.request.dialplan)
-        if route is None or self.draining:
-            call.finish("not_placed", "draining" if self.draining else "unknown_dialplan")
-            return
-        try:
-            pace_s = self.conversations.take(route.pipeline, time.monotonic())
-        except ConversationRefused as exc:
-            call.finish("not_placed", exc.reason)
-            return
-        try:
-            if pace_s:
-                await asyncio.sleep(pace_s)
-            await self._dial(call, route)
-        finally:
-            self.conversations.release(route.pipeline)
-
-    async def _dial(self, call: OutboundCall, route: Route) -> None:
-        request = call.request
-        call.state = "dialing"
-        log.info("placing outbound call to=%s", mask_number(request.to))
-        started = time.monotonic()
-        try:
-            outgoing = await self.engine.dial(request.to, call.id, request.caller_id)
-            port = await outgoing.answered(route.plan.outbound.ring_s or self.settings.outbound_ring_s)
-        except DialFailed as exc:
-            call.finish(exc.result, exc.reason[:200], exc.status)
-            return
-        call.answer_s = round(time.monotonic() - started, 2)
-        self.metrics.outbound_answer_seconds.observe(call.answer_s)
-        call.state = "in_call"
-        session = await self._converse(port, route.placed(), "udp", request.context, caller=request.to)
-        record = session.ledger.record
-        call.outcome, call.answered_by = session.outcome, record.answered_by
-        call.duration_s, call.amd_ms = record.duration_s, record.latencies_ms.get("amd")
-        call.finish("answered")
-
-    def _placed(self, call: OutboundCall) -> None:
-        """Every outbound call's result: metric, log line, record (when no session wrote one), callback."""
-        self.metrics.outbound_calls.labels(result=call.result).inc()
-        log.info(
-            "outbound call result=%s status=%s answered_by=%s",
-            call.result,
-            call.sip_status or "-",
-            call.answered_by or "-",
-            extra={"call_id": call.id},
-        )
-        if call.result != "answered":
-            try:
-                self.store.save_call(not_answered_record(call, self.node_name, time.time()), ended=True)
-            except Exception:  # noqa: BLE001 - the record is best effort, the result stands
-                self.metrics.store_errors.labels(op="write").inc()
-        self.status_callbacks.send(call)
 
     def local_words(self) -> dict[str, dict[str, str]]:
         """This node's live calls' last transcript lines (shown only when a setting allows)."""

@@ -40,6 +40,8 @@ from tomsip.store.base import CallRecord, Store
 
 log = logging.getLogger("tomsip.call")
 
+MESSAGE_GRACE_S = 15.0
+
 
 class CallSession:
     def __init__(
@@ -86,7 +88,8 @@ class CallSession:
         t = route.plan.transfer
         self._transfer_plan = TransferPlan(t.ring_s, t.accept_digit, t.accept_s)
         self._warm: WarmTransfer | None = None
-        self._side_tasks: set[asyncio.Task[None]] = set()  # a warm transfer, a message being written
+        self._side_tasks: set[asyncio.Task[None]] = set()  # a warm transfer (cancelled when the call ends)
+        self._message_tasks: set[asyncio.Task[None]] = set()  # a message being written (awaited)
         self._ended = asyncio.Event()
         self._outcome = ""
         brain.on_barge_in(self.barge_in)
@@ -138,6 +141,8 @@ class CallSession:
         self._stop_recording()
         if self._warm is not None:
             await self._guarded("transfer", self._warm.close())
+        if self._message_tasks:  # a caller who hangs up right after their message still leaves it
+            await asyncio.wait(self._message_tasks, timeout=MESSAGE_GRACE_S)
         self._speculation.drop()
         if self._hangup_task is not None:
             try:
@@ -261,15 +266,17 @@ class CallSession:
             case fsm.TransferCall(target=target):
                 self._hangup_task = loop.create_task(self._guarded("transfer", self._transfer(target)))
             case fsm.TakeMessage():
-                self._side_task(self._guarded("message", self._take_message(self._taker.take_rating())))
+                task = loop.create_task(self._guarded("message", self._take_message(self._taker.take_answer())))
+                self._message_tasks.add(task)
+                task.add_done_callback(self._message_tasks.discard)
             case fsm.Hangup(reason=reason):
                 self.log.info("hanging up reason=%s", reason)
                 self._hangup_task = loop.create_task(self.port.hangup())  # never raises
             case fsm.HearRating():
-                audio = self._taker.take_rating()
+                audio = self._taker.take_answer()
                 self._rating_task = loop.create_task(self._guarded("rating", self._hear_rating(audio)))
             case fsm.HearConsent():
-                audio = self._taker.take_rating()
+                audio = self._taker.take_answer()
                 self._consent_task = loop.create_task(self._guarded("consent", self._hear_consent(audio)))
             case fsm.StartRecording():
                 self._start_recording()

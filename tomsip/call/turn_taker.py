@@ -12,7 +12,7 @@ started, continues, paused, the utterance ended) and requests the session serves
   had not finished: what they said before is heard again with what follows, as one utterance;
 - `EchoSuppressed`: a frame of our own voice coming back was not taken for the caller.
 
-The session tells it what the FSM decided (`take_turn`, `take_rating`) and what the port did with
+The session tells it what the FSM decided (`take_turn`, `take_answer`) and what the port did with
 our reply (`reply_audio`, `reply_ended`, `playout_flushed`), which the echo gate needs.
 """
 
@@ -138,8 +138,9 @@ class TurnTaker:
         self._speculating = False
         return b"", False
 
-    def take_rating(self) -> bytes:
-        """The utterance that answered the rating question."""
+    def take_answer(self) -> bytes:
+        """The utterance that answered a question outside the conversation: the rating, the recording
+        consent, or the message left after a failed transfer."""
         return self._caller.take_utterance()
 
     # ---- our reply, for the echo gate ----
