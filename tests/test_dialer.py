@@ -93,3 +93,22 @@ def test_a_failure_in_placing_one_call_is_that_calls_result() -> None:
         assert sorted(c.result for c in finished) == ["answered", "failed"]
 
     asyncio.run(scenario())
+
+
+def test_drain_then_stop_gives_a_waiting_call_its_result_once() -> None:
+    async def scenario() -> None:
+        async def place(call: OutboundCall) -> None:
+            await asyncio.sleep(30)
+
+        finished: list[OutboundCall] = []
+        dialer = Dialer(DialerConfig(rate=100, max_calls=1, queue=5), place, finished.append, Metrics())
+        dialer.start()
+        dialer.submit(request(0))
+        await asyncio.sleep(0.05)
+        dialer.submit(request(1))  # taken from the queue, waiting for the slot
+        await asyncio.sleep(0.05)
+        await dialer.close_queue()
+        await dialer.stop()
+        assert sorted(c.result for c in finished) == ["failed", "not_placed"]
+
+    asyncio.run(scenario())

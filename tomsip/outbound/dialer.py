@@ -121,6 +121,7 @@ class Dialer:
         await cancel_and_wait(self._loop_task)
         self._loop_task = None
         left = [self._taken] if self._taken is not None else []
+        self._taken = None  # drain closes the queue, and stop closes it again: each call's result once
         while not self._queue.empty():
             left.append(self._queue.get_nowait())
         for call in left:
