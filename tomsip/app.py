@@ -143,7 +143,7 @@ class App:
             self.conversations,
             self.store,
             self.metrics,
-            lambda port, route, transport, context, caller: self._converse(port, route, transport, context, caller),
+            self._converse,
             lambda: self.draining,
         )
         self._runner: web.AppRunner | None = None

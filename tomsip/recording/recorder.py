@@ -12,7 +12,6 @@ call.
 from __future__ import annotations
 
 import logging
-import struct
 from collections import deque
 from pathlib import Path
 from typing import BinaryIO
@@ -89,10 +88,8 @@ class CallRecording:
         if file is None:
             return
         try:
-            file.seek(4)
-            file.write(struct.pack("<I", 36 + self._data_bytes))
-            file.seek(40)
-            file.write(struct.pack("<I", self._data_bytes))
+            file.seek(0)
+            file.write(wav_header(SAMPLE_RATE, self._data_bytes, channels=2))
             file.close()
         except OSError as exc:
             self._stop_on(exc)
