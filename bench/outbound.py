@@ -129,6 +129,8 @@ def run_step(server: TomsipServer, rate: float, seconds: float, mix: dict[str, f
         f"{(max(amd_h) if amd_h else 0):6.0f}  {pct(amd_m, 50)} {(max(amd_m) if amd_m else 0):6.0f}  "
         f"{right:3d}/{len(answered):<3d} {cpu_pct:5.1f} {peak_rss:6.0f}"
     )
+    outcomes = Counter(str(r.get("outcome")) for _, r in answered)
+    line += "\n      answered calls ended: " + ", ".join(f"{k}: {n}" for k, n in sorted(outcomes.items()))
     if wrong:
         line += f"\n      wrong verdicts (expected, got): {wrong}"
     if other:
